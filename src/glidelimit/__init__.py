@@ -1,0 +1,32 @@
+"""glidelimit: async-first rate limiting on Valkey through valkey-glide.
+
+>>> from glidelimit import Limiter
+>>> limiter = Limiter("100/minute", name="api")      # in-memory by default
+>>> # decision = await limiter.hit("user:42")
+"""
+
+from __future__ import annotations
+
+from ._decision import Decision as Decision
+from ._errors import BackendError as BackendError
+from ._errors import ConfigurationError as ConfigurationError
+from ._errors import GlideLimitError as GlideLimitError
+from ._errors import RateLimitExceeded as RateLimitExceeded
+from ._limiter import Limiter as Limiter
+from ._rate import Rate as Rate
+from .backends import Backend as Backend
+from .backends import MemoryBackend as MemoryBackend
+from .backends import ValkeyBackend as ValkeyBackend
+
+__all__ = [
+    "Backend",
+    "BackendError",
+    "ConfigurationError",
+    "Decision",
+    "GlideLimitError",
+    "Limiter",
+    "MemoryBackend",
+    "Rate",
+    "RateLimitExceeded",
+    "ValkeyBackend",
+]

@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ._rate import Rate
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The outcome of one rate-limit decision.
+
+    Attributes:
+        allowed: Whether the request may proceed (its cost was consumed).
+        limit: Capacity of the binding rate (its limit; for ``gcra``, its burst).
+        remaining: How many more units of cost the binding rate allows right now.
+        reset_after: Seconds until the key is back to full capacity on the binding rate.
+        retry_after: 0.0 when allowed; otherwise seconds until this cost would be allowed,
+            ``math.inf`` when it never can (the cost is above capacity).
+        rate: The binding rate: the one that denied, or the one with the least room left.
+        degraded: True when decided without the backend, by the failure policy.
+    """
+
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_after: float
+    retry_after: float
+    rate: Rate
+    degraded: bool = False

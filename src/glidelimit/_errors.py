@@ -1,0 +1,43 @@
+"""The exceptions glidelimit raises.
+
+All of them derive from one base class::
+
+    GlideLimitError
+    ├── ConfigurationError (also a ValueError)  bad rate text, algorithm, cost, key, URL, ...
+    ├── RateLimitExceeded                        acquire() could not be allowed in time
+    └── BackendError                             the store failed; the client's error is __cause__
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._decision import Decision
+
+
+class GlideLimitError(Exception):
+    """Base class of every error glidelimit raises."""
+
+
+class ConfigurationError(GlideLimitError, ValueError):
+    """A value given to glidelimit is not valid; the message names it and what is accepted."""
+
+
+class RateLimitExceeded(GlideLimitError):
+    """A request could not be allowed (in time).
+
+    Attributes:
+        decision: The denying decision; ``decision.retry_after`` says when to try again
+            (``math.inf`` when the cost can never be allowed).
+    """
+
+    def __init__(self, decision: Decision) -> None:
+        self.decision = decision
+        super().__init__(
+            f"rate limit {decision.rate} exceeded: retry after {decision.retry_after:.3f}s"
+        )
+
+
+class BackendError(GlideLimitError):
+    """The backend failed to decide; the client's own error is chained as ``__cause__``."""

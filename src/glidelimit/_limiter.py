@@ -1,0 +1,261 @@
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from types import TracebackType
+from typing import Literal
+
+import anyio
+
+from ._decision import Decision
+from ._errors import BackendError, ConfigurationError, RateLimitExceeded
+from ._rate import MAX_EXACT, Rate, to_rates
+from .algorithms import ALGORITHMS, Limits, Mode, Request
+from .backends import Backend, MemoryBackend
+
+logger = logging.getLogger("glidelimit")
+
+FailurePolicy = Literal["allow", "deny", "raise"]
+_POLICIES = ("allow", "deny", "raise")
+_WARN_EVERY = 10.0  # seconds between two warnings about a failing backend
+
+_default_backend: MemoryBackend | None = None
+
+
+def default_backend() -> MemoryBackend:
+    """The process-wide MemoryBackend that limiters made with ``backend=None`` share."""
+    global _default_backend
+    if _default_backend is None:
+        _default_backend = MemoryBackend()
+    return _default_backend
+
+
+class Limiter:
+    """Limits how much cost each key may spend per rate, on a shared backend.
+
+    Args:
+        rates: A :class:`Rate`, a string such as ``"100/minute"``, or a list of them; several
+            rates are checked atomically in one backend call, all or nothing.
+        algorithm: ``"gcra"`` (default), ``"fixed_window"``, ``"sliding_window"`` or
+            ``"sliding_log"``.
+        backend: Where decisions are made; None means the process-wide ``MemoryBackend()``.
+        name: Distinguishes this limiter's keys from every other limiter's.
+        prefix: Starts every key this limiter stores.
+        burst: ``gcra`` only: the bucket's capacity (default: the rate's limit); a list gives
+            one per rate.
+        on_backend_error: What a decision is when the backend fails: ``"allow"`` (fail open),
+            ``"deny"``, ``"raise"`` (:class:`BackendError`), or another Backend to decide on.
+            Decisions made this way have ``degraded=True``.
+
+    Raises:
+        ConfigurationError: Naming the bad argument.
+    """
+
+    def __init__(
+        self,
+        rates: Rate | str | Sequence[Rate | str],
+        *,
+        algorithm: str = "gcra",
+        backend: Backend | None = None,
+        name: str = "default",
+        prefix: str = "glidelimit:",
+        burst: int | Sequence[int] | None = None,
+        on_backend_error: FailurePolicy | Backend = "allow",
+    ) -> None:
+        self.rates = to_rates(rates)  # type: ignore[arg-type]
+        if algorithm not in ALGORITHMS:
+            raise ConfigurationError(
+                f"unknown algorithm {algorithm!r}; expected one of {sorted(ALGORITHMS)}"
+            )
+        self.algorithm = algorithm
+        self._algorithm = ALGORITHMS[algorithm]
+        self.backend: Backend = default_backend() if backend is None else backend
+        if not isinstance(self.backend, Backend):
+            raise ConfigurationError(f"backend must be a Backend, got {backend!r}")
+        if not isinstance(name, str) or not name or any(c in name for c in "{}:"):
+            raise ConfigurationError(
+                f"limiter name must be a non-empty string without '{{', '}}' or ':', got {name!r}"
+            )
+        if not isinstance(prefix, str) or "{" in prefix or "}" in prefix:
+            raise ConfigurationError(f"prefix must be a string without braces, got {prefix!r}")
+        self.name = name
+        if not (on_backend_error in _POLICIES or isinstance(on_backend_error, Backend)):
+            raise ConfigurationError(
+                f"on_backend_error must be one of {list(_POLICIES)} or a Backend, "
+                f"got {on_backend_error!r}"
+            )
+        self.on_backend_error = on_backend_error
+        self._limits = Limits.of(self.rates, self._capacities(burst))
+        self._max_cost = MAX_EXACT // max(r.period_ms for r in self.rates)
+        # Every key of one (limiter, key) shares the hash tag {name:key}, so that a decision is
+        # one script call on a cluster too. Names hold no ':', and suffixes no '}', so no two
+        # (name, key, rate) triples give the same key, whatever the key's text.
+        self._head = f"{prefix}{{{name}:"
+        self._tails = tuple(f"}}:{algorithm}:{r.limit}:{r.period_ms}" for r in self.rates)
+        self._last_warning = -math.inf
+
+    def _capacities(self, burst: int | Sequence[int] | None) -> tuple[int, ...]:
+        if burst is None:
+            return tuple(r.limit for r in self.rates)
+        if self.algorithm != "gcra":
+            raise ConfigurationError(f"burst applies to the gcra algorithm only, not {self.algorithm!r}")
+        bursts = [burst] if isinstance(burst, int) else list(burst)
+        if len(bursts) != len(self.rates):
+            raise ConfigurationError(
+                f"burst must be one integer per rate: {len(self.rates)} rate(s), got {burst!r}"
+            )
+        for b, rate in zip(bursts, self.rates):
+            if isinstance(b, bool) or not isinstance(b, int) or b < 1:
+                raise ConfigurationError(f"burst must be an integer >= 1, got {b!r}")
+            if b * rate.period_ms > MAX_EXACT:
+                raise ConfigurationError(f"burst {b} is too large for rate {rate}")
+        return tuple(bursts)
+
+    def keys(self, key: str) -> tuple[str, ...]:
+        """The backend keys that hold ``key``'s state, one per rate."""
+        if not isinstance(key, str) or not key:
+            raise ConfigurationError(f"key must be a non-empty string, got {key!r}")
+        head = self._head + key
+        return tuple(head + tail for tail in self._tails)
+
+    def _check_cost(self, cost: int) -> None:
+        if isinstance(cost, bool) or not isinstance(cost, int) or cost < 0:
+            raise ConfigurationError(f"cost must be a non-negative integer, got {cost!r}")
+        if cost > self._max_cost:
+            raise ConfigurationError(f"cost {cost} is too large (at most {self._max_cost})")
+
+    async def hit(self, key: str, cost: int = 1) -> Decision:
+        """Spend ``cost`` on ``key`` if every rate allows it; a denied hit spends nothing.
+
+        Raises:
+            ConfigurationError: If the key or the cost is not valid.
+            BackendError: If the backend fails and ``on_backend_error="raise"``.
+        """
+        self._check_cost(cost)
+        return await self._decide(Request(self.keys(key), self._limits, cost))
+
+    async def peek(self, key: str) -> Decision:
+        """The decision a hit of cost 1 would get now, without spending anything."""
+        return await self._decide(Request(self.keys(key), self._limits, 1, Mode.PEEK))
+
+    async def acquire(self, key: str, cost: int = 1, timeout: float | None = None) -> Decision:
+        """Wait until ``cost`` is allowed on ``key``, then return the allowing decision.
+
+        With ``gcra`` one call reserves the slot (first come, first served across every
+        process) and sleeps until it; cancelling the wait gives the reservation back. With
+        the window algorithms, it sleeps ``retry_after`` (with jitter) between tries.
+
+        Raises:
+            RateLimitExceeded: If it cannot be allowed within ``timeout`` seconds, and at once
+                if it never can (``cost`` above capacity).
+        """
+        self._check_cost(cost)
+        if timeout is not None and (not isinstance(timeout, (int, float)) or timeout < 0):
+            raise ConfigurationError(f"timeout must be None or seconds >= 0, got {timeout!r}")
+        keys = self.keys(key)
+        if self._algorithm.reservable:
+            max_wait = -1 if timeout is None else int(timeout * 1000)
+            decision = await self._decide(
+                Request(keys, self._limits, cost, Mode.RESERVE, max_wait)
+            )
+            if not decision.allowed:
+                raise RateLimitExceeded(decision)
+            if decision.retry_after > 0:
+                try:
+                    await anyio.sleep(decision.retry_after)
+                except anyio.get_cancelled_exc_class():
+                    with anyio.CancelScope(shield=True):
+                        await self._decide(Request(keys, self._limits, -cost))
+                    raise
+            return replace(decision, retry_after=0.0)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            decision = await self._decide(Request(keys, self._limits, cost))
+            if decision.allowed:
+                return decision
+            wait = decision.retry_after * (1 + 0.1 * random.random())
+            if deadline is not None and time.monotonic() + decision.retry_after > deadline:
+                raise RateLimitExceeded(decision)
+            if math.isinf(wait):
+                raise RateLimitExceeded(decision)
+            await anyio.sleep(wait)
+
+    async def reset(self, key: str) -> None:
+        """Forget ``key``'s usage on every rate."""
+        await self.backend.delete(self.keys(key))
+
+    async def aclose(self) -> None:
+        """Close the backend."""
+        await self.backend.aclose()
+
+    async def __aenter__(self) -> Limiter:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def _decide(self, request: Request) -> Decision:
+        try:
+            raw = await self.backend.execute(self._algorithm, request)
+        except BackendError as exc:
+            return await self._degraded(request, exc)
+        return self._decode(raw, request)
+
+    async def _degraded(self, request: Request, exc: BackendError) -> Decision:
+        policy = self.on_backend_error
+        if policy == "raise":
+            raise exc
+        now = time.monotonic()
+        if now - self._last_warning >= _WARN_EVERY:
+            self._last_warning = now
+            logger.warning("limiter %r decides without its backend (%s): %s", self.name, policy, exc)
+        rate, cap = self.rates[0], self._limits.capacities[0]
+        if policy == "allow":
+            return Decision(True, cap, max(cap - request.cost, 0), 0.0, 0.0, rate, degraded=True)
+        if policy == "deny":
+            return Decision(False, cap, 0, rate.period, rate.period, rate, degraded=True)
+        assert not isinstance(policy, str)
+        raw = await policy.execute(self._algorithm, request)
+        return self._decode(raw, request, degraded=True)
+
+    def _decode(self, raw: list[int], request: Request, degraded: bool = False) -> Decision:
+        allowed = raw[0] == 1
+        limits = self._limits
+        best = 0
+        retry = 0
+        for i in range(len(limits.rates)):
+            ok, remaining, reset, r = raw[1 + 4 * i : 5 + 4 * i]
+            if r < 0 or retry < 0:
+                retry = -1
+            elif r > retry:
+                retry = r
+            if i == 0:
+                continue
+            _, b_remaining, b_reset, b_retry = raw[1 + 4 * best : 5 + 4 * best]
+            if allowed:
+                better = (remaining, -reset) < (b_remaining, -b_reset)
+            else:
+                better = not ok and (
+                    raw[1 + 4 * best] == 1 or b_retry >= 0 and (r < 0 or r > b_retry)
+                )
+            if better:
+                best = i
+        _, remaining, reset, _ = raw[1 + 4 * best : 5 + 4 * best]
+        return Decision(
+            allowed,
+            limits.capacities[best],
+            remaining,
+            reset / 1000,
+            math.inf if retry < 0 else retry / 1000,
+            limits.rates[best],
+            degraded,
+        )

@@ -1,0 +1,114 @@
+"""What an algorithm is: a Lua script and its Python twin, which must agree exactly.
+
+A backend only executes an algorithm: Valkey runs the script, the memory backend runs
+:meth:`Algorithm.decide`. Both return the same flat list of integers, which
+:func:`glidelimit._limiter` turns into a Decision.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from functools import cached_property
+from importlib import resources
+from typing import Any, ClassVar, NamedTuple
+
+from .._rate import Rate
+
+
+class Mode(enum.IntEnum):
+    HIT = 0
+    PEEK = 1  # decide as a hit of cost 1 would, consume nothing
+    RESERVE = 2  # consume now if allowed within max_wait; the result's retry is the wait
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """A limiter's rates, as the algorithms see them (one entry per key of a decision)."""
+
+    rates: tuple[Rate, ...]
+    capacities: tuple[int, ...]
+    args: tuple[str, ...]  # limit, period_ms, capacity per rate, as the script takes them
+
+    @classmethod
+    def of(cls, rates: tuple[Rate, ...], capacities: tuple[int, ...]) -> Limits:
+        args = []
+        for rate, cap in zip(rates, capacities):
+            args += [str(rate.limit), str(rate.period_ms), str(cap)]
+        return cls(rates, capacities, tuple(args))
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One decision for one (limiter, key): ``keys[i]`` holds the state of ``limits.rates[i]``."""
+
+    keys: tuple[str, ...]
+    limits: Limits
+    cost: int
+    mode: Mode = Mode.HIT
+    max_wait: int = -1  # ms; RESERVE only; -1: no limit
+    now: int | None = None  # ms; tests only: None reads the backend's clock
+
+
+class Check(NamedTuple):
+    """One rate's verdict: ``*0`` as things stand, ``*1`` once this cost is consumed."""
+
+    ok: bool
+    retry: int  # ms; -1: never
+    rem0: int
+    reset0: int
+    rem1: int
+    reset1: int
+    new: Any  # what commit() needs
+
+
+class Algorithm:
+    """Base of the algorithms: the Python twin of ``_prelude.lua`` + ``<name>.lua`` + ``_driver.lua``.
+
+    Subclasses give ``name`` and the twins of the script's ``check`` and ``commit``.
+    """
+
+    name: ClassVar[str]
+    reservable: ClassVar[bool] = False
+
+    def check(self, state: Any, now: int, cost: int, limit: int, period: int, cap: int) -> Check:
+        raise NotImplementedError
+
+    def commit(self, state: Any, check: Check, now: int, cost: int) -> Any:
+        raise NotImplementedError
+
+    @cached_property
+    def lua(self) -> str:
+        """The whole script: shared head, this algorithm's body, shared tail."""
+        here = resources.files(__package__)
+        parts = ("_prelude.lua", f"{self.name}.lua", "_driver.lua")
+        return "\n".join((here / part).read_text("utf-8") for part in parts)
+
+    def decide(
+        self, states: list[Any], request: Request, now: int
+    ) -> tuple[list[int], list[tuple[Any, int]] | None]:
+        """Twin of ``_driver.lua``: the script's result, and the states to store with their TTL
+        in ms (a TTL of 0 deletes), or None when nothing is stored."""
+        limits, cost, mode = request.limits, request.cost, request.mode
+        checks = []
+        allowed = True
+        for state, rate, cap in zip(states, limits.rates, limits.capacities):
+            c = self.check(state, now, cost, rate.limit, rate.period_ms, cap)
+            if mode == Mode.RESERVE:
+                wait = request.max_wait
+                c = c._replace(ok=c.retry >= 0 and (wait < 0 or c.retry <= wait))
+            checks.append(c)
+            allowed = allowed and c.ok
+        out = [1 if allowed else 0]
+        for c in checks:
+            if allowed:
+                out += [1 if c.ok else 0, c.rem1, c.reset1, c.retry]
+            else:
+                out += [1 if c.ok else 0, c.rem0, c.reset0, c.retry]
+        if not allowed or mode == Mode.PEEK:
+            return out, None
+        writes = [
+            (self.commit(state, c, now, cost) if c.reset1 > 0 else None, c.reset1)
+            for state, c in zip(states, checks)
+        ]
+        return out, writes

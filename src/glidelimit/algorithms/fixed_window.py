@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+from typing import Any
+
+from ._base import Algorithm, Check
+
+
+class FixedWindow(Algorithm):
+    """Fixed window: opens at the key's first allowed hit, lasts one period (``fixed_window.lua``).
+
+    State: ``(count, window end in ms)``.
+    """
+
+    name = "fixed_window"
+
+    def check(self, state: Any, now: int, cost: int, limit: int, period: int, cap: int) -> Check:
+        count, wend = (state[0], state[1]) if state is not None and state[1] > now else (0, None)
+        new = count + cost
+        ok = new <= limit
+        retry = -1 if cost > limit else 0 if ok else wend - now
+        if wend is None:
+            reset0, reset1 = 0, period
+        else:
+            reset0 = reset1 = wend - now
+        return Check(ok, retry, limit - count, reset0, limit - new, reset1, (new, wend))
+
+    def commit(self, state: Any, check: Check, now: int, cost: int) -> Any:
+        new, wend = check.new
+        return (new, now + check.reset1 if wend is None else wend)

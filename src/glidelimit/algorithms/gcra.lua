@@ -1,0 +1,31 @@
+-- GCRA (a token bucket with continuous refill). State: hash {b = base time in ms, x = backlog}.
+-- The backlog is the time until the bucket is full again, in units of 1/limit ms, so that
+-- one unit of cost adds exactly `period` and every quantity is an integer.
+local function check(key, limit, period, cap)
+  local st = redis.call('HMGET', key, 'b', 'x')
+  local cur = 0
+  local b = tonumber(st[1])
+  if b ~= nil then
+    cur = math.max(tonumber(st[2]) - (now - b) * limit, 0)
+  end
+  -- a negative cost gives back a reservation
+  local new = math.max(cur + cost * period, 0)
+  local full = cap * period
+  local c = {ok = new <= full, new = new}
+  if cost > cap then
+    c.retry = -1
+  elseif c.ok then
+    c.retry = 0
+  else
+    c.retry = ceildiv(new - full, limit)
+  end
+  c.rem0 = math.max(floordiv(full - cur, period), 0)
+  c.rem1 = math.max(floordiv(full - new, period), 0)
+  c.reset0 = ceildiv(cur, limit)
+  c.reset1 = ceildiv(new, limit)
+  return c
+end
+
+local function commit(key, c)
+  redis.call('HSET', key, 'b', now, 'x', c.new)
+end

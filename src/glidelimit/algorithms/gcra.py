@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from typing import Any
+
+from ._base import Algorithm, Check
+
+
+class GCRA(Algorithm):
+    """Generic cell rate algorithm, a token bucket with continuous refill (``gcra.lua``).
+
+    State: ``(base time in ms, backlog)``; the backlog is the time until the bucket is full
+    again in units of 1/limit ms, so one unit of cost adds exactly ``period``.
+    """
+
+    name = "gcra"
+    reservable = True
+
+    def check(self, state: Any, now: int, cost: int, limit: int, period: int, cap: int) -> Check:
+        cur = max(state[1] - (now - state[0]) * limit, 0) if state is not None else 0
+        new = max(cur + cost * period, 0)  # a negative cost gives back a reservation
+        full = cap * period
+        ok = new <= full
+        retry = -1 if cost > cap else 0 if ok else -((full - new) // limit)
+        return Check(
+            ok,
+            retry,
+            max((full - cur) // period, 0),
+            -(-cur // limit),
+            max((full - new) // period, 0),
+            -(-new // limit),
+            new,
+        )
+
+    def commit(self, state: Any, check: Check, now: int, cost: int) -> Any:
+        return (now, check.new)

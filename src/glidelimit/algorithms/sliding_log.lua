@@ -1,0 +1,44 @@
+-- Sliding log: one sorted-set member per unit of cost, scored by its time in ms; a unit
+-- counts while it is younger than the period. Exact, and O(limit) memory per key.
+local function check(key, limit, period, cap)
+  local since = '(' .. (now - period)
+  local count = redis.call('ZCOUNT', key, since, '+inf')
+  local new = count + cost
+  local c = {ok = new <= limit, rem0 = limit - count, rem1 = limit - new, dead = now - period}
+  if cost > limit then
+    c.retry = -1
+  elseif c.ok then
+    c.retry = 0
+  else
+    -- wait until enough of the oldest live units have aged out
+    local k = new - limit
+    local e = redis.call('ZRANGEBYSCORE', key, since, '+inf', 'WITHSCORES', 'LIMIT', k - 1, 1)
+    c.retry = tonumber(e[2]) + period - now
+  end
+  c.reset0 = 0
+  if count > 0 then
+    local last = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+    c.reset0 = tonumber(last[2]) + period - now
+  end
+  c.reset1 = c.reset0
+  if cost > 0 then
+    c.reset1 = period
+  end
+  return c
+end
+
+local function commit(key, c)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', c.dead)
+  -- Members must be unique: members of this instant are numbered on from the set's size,
+  -- which only grows within one instant.
+  local n = redis.call('ZCARD', key)
+  local args = {}
+  for i = 1, cost do
+    args[#args + 1] = now
+    args[#args + 1] = now .. ':' .. (n + i)
+    if #args >= 1000 or i == cost then
+      redis.call('ZADD', key, unpack(args))
+      args = {}
+    end
+  end
+end

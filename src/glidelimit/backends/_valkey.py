@@ -1,0 +1,201 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import anyio
+import anyio.lowlevel
+
+from .._errors import BackendError, ConfigurationError
+from ..algorithms import Algorithm, Request
+
+if TYPE_CHECKING:
+    from glide import GlideClient, GlideClusterClient, Script
+    from glide_shared.config import GlideClientConfiguration, GlideClusterClientConfiguration
+
+    Client = GlideClient | GlideClusterClient
+    Config = GlideClientConfiguration | GlideClusterClientConfiguration
+
+_SCHEMES = {"valkey": False, "redis": False, "valkeys": True, "rediss": True}
+_scripts: dict[str, Script] = {}
+
+
+def _script(algorithm: Algorithm) -> Script:
+    # One Script per algorithm per process: glide sends EVALSHA and, on NOSCRIPT (flushed cache,
+    # restart, failover), loads the script and retries once.
+    script = _scripts.get(algorithm.name)
+    if script is None:
+        from glide import Script
+
+        script = _scripts[algorithm.name] = Script(algorithm.lua)
+    return script
+
+
+class ValkeyBackend:
+    """Decides on Valkey (standalone or cluster) through a valkey-glide client.
+
+    Every decision is one script call (EVALSHA) that reads the server's clock, so clock skew
+    between workers changes nothing.
+
+    Args:
+        client: A connected ``GlideClient`` or ``GlideClusterClient``. Closing the backend
+            closes it.
+    """
+
+    def __init__(self, client: GlideClient | GlideClusterClient) -> None:
+        self._client: Client | None = client
+        self._config: Config | None = None
+        self._loop: object = None  # the event loop self._client belongs to
+        self._lock: anyio.Lock | None = None  # serialises connecting, in self._lock_loop
+        self._lock_loop: object = None
+
+    @classmethod
+    def from_url(cls, url: str, **glide_options: object) -> ValkeyBackend:
+        """Make a backend that connects on first use (or on :meth:`connect`).
+
+        Synchronous, so a backend can be made at import time. A client is tied to the event
+        loop it was made in: if the backend is used from a new loop, it makes a new client.
+
+        Args:
+            url: ``valkey://[[user]:password@]host[:port][/db][?cluster=true]``; also
+                ``valkeys://`` (TLS), ``redis://``, ``rediss://``.
+            **glide_options: Passed to glide's client configuration (e.g. ``request_timeout``).
+
+        Raises:
+            ConfigurationError: If the URL or an option is not valid.
+        """
+        backend = cls.__new__(cls)
+        backend._client = None
+        backend._config = _config_from_url(url, glide_options)
+        backend._loop = backend._lock = backend._lock_loop = None
+        return backend
+
+    async def connect(self) -> None:
+        """Connect now, to fail fast at startup.
+
+        Raises:
+            BackendError: If the server cannot be reached.
+        """
+        await self._get_client()
+
+    async def _get_client(self) -> Client:
+        if self._config is None:
+            if self._client is None:
+                raise BackendError("this ValkeyBackend is closed")
+            return self._client
+        loop = anyio.lowlevel.current_token().native_token
+        if self._client is not None and self._loop is loop:
+            return self._client
+        if self._lock is None or self._lock_loop is not loop:
+            self._lock, self._lock_loop = anyio.Lock(), loop
+        async with self._lock:
+            if self._client is None or self._loop is not loop:
+                # none yet, or made in another event loop, where it cannot serve this one
+                await self._close_client()
+                self._client = await self._create()
+                self._loop = loop
+            return self._client
+
+    async def _create(self) -> Client:
+        from glide import GlideClient, GlideClusterClient, GlideError
+        from glide_shared.config import GlideClusterClientConfiguration
+
+        config = self._config
+        try:
+            if isinstance(config, GlideClusterClientConfiguration):
+                return await GlideClusterClient.create(config)
+            assert config is not None
+            return await GlideClient.create(config)
+        except GlideError as exc:
+            raise BackendError(f"cannot connect to Valkey: {exc}") from exc
+
+    async def execute(self, algorithm: Algorithm, request: Request) -> list[int]:
+        from glide import GlideError
+
+        client = await self._get_client()
+        now = "" if request.now is None else str(request.now)
+        args = [now, str(request.cost), str(int(request.mode)), str(request.max_wait)]
+        args += request.limits.args
+        try:
+            result = await client.invoke_script(
+                _script(algorithm), keys=list(request.keys), args=args
+            )
+        except GlideError as exc:
+            raise BackendError(f"Valkey failed to run {algorithm.name}: {exc}") from exc
+        return result  # type: ignore[return-value]
+
+    async def delete(self, keys: Sequence[str]) -> None:
+        from glide import GlideError
+
+        client = await self._get_client()
+        try:
+            await client.delete(list(keys))
+        except GlideError as exc:
+            raise BackendError(f"Valkey failed to delete keys: {exc}") from exc
+
+    async def aclose(self) -> None:
+        """Close the client. A backend made by :meth:`from_url` reconnects if used again."""
+        await self._close_client()
+        self._loop = None
+
+    async def _close_client(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            try:
+                await client.close()
+            except RuntimeError:
+                pass  # its event loop is gone; the connection is closed all the same
+
+
+def _config_from_url(url: str, options: dict[str, object]) -> Config:
+    from glide_shared.config import (
+        GlideClientConfiguration,
+        GlideClusterClientConfiguration,
+        NodeAddress,
+        ServerCredentials,
+    )
+
+    def bad(why: str) -> ConfigurationError:
+        return ConfigurationError(
+            f"invalid Valkey URL {url!r}: {why}; expected "
+            "valkey[s]://[[user]:password@]host[:port][/db][?cluster=true] (or redis[s]://)"
+        )
+
+    if not isinstance(url, str):
+        raise bad("not a string")
+    parts = urlsplit(url)
+    if parts.scheme not in _SCHEMES:
+        raise bad(f"unknown scheme {parts.scheme!r}")
+    try:
+        host = parts.hostname or "localhost"
+        port = parts.port or 6379
+    except ValueError as exc:
+        raise bad(str(exc)) from None
+    query: dict[str, str] = dict(parse_qsl(parts.query, keep_blank_values=True))
+    cluster_text = query.pop("cluster", "false").lower()
+    if cluster_text not in ("true", "false", "1", "0", "yes", "no"):
+        raise bad(f"cluster must be true or false, got {cluster_text!r}")
+    cluster = cluster_text in ("true", "1", "yes")
+    db_text = parts.path.lstrip("/") or query.pop("db", "")
+    if query:
+        raise bad(f"unknown query parameter(s) {sorted(query)}")
+    kwargs: dict[str, Any] = {
+        "addresses": [NodeAddress(host, port)],
+        "use_tls": _SCHEMES[parts.scheme],
+    }
+    if db_text:
+        if not db_text.isdigit():
+            raise bad(f"the database must be a number, got {db_text!r}")
+        kwargs["database_id"] = int(db_text)
+    if parts.password is not None or parts.username:
+        password = unquote(parts.password) if parts.password is not None else None
+        kwargs["credentials"] = ServerCredentials(
+            password=password, username=unquote(parts.username) if parts.username else None
+        )
+    kwargs.update(options)
+    config_class = GlideClusterClientConfiguration if cluster else GlideClientConfiguration
+    try:
+        return config_class(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ConfigurationError(f"invalid glide option for {url!r}: {exc}") from exc
