@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from _servers import Server, cluster, standalone
+
+from glidelimit import MemoryBackend, ValkeyBackend
+from glidelimit.backends import Backend
+
+BACKENDS = ["memory", "valkey", "cluster"]
+
+
+@pytest.fixture(scope="session")
+def valkey() -> Iterator[Server]:
+    server = standalone()
+    yield server
+    server.kill()
+
+
+@pytest.fixture(scope="session")
+def valkey_cluster() -> Iterator[list[Server]]:
+    servers = cluster()
+    yield servers
+    for server in servers:
+        server.kill()
+
+
+@pytest.fixture(scope="session")
+def valkey_url(valkey: Server) -> str:
+    return valkey.url
+
+
+@pytest.fixture(scope="session")
+def cluster_url(valkey_cluster: list[Server]) -> str:
+    return valkey_cluster[0].url + "?cluster=true"
+
+
+@pytest.fixture
+def name() -> str:
+    """A limiter name no other test uses, so tests never see each other's keys."""
+    return "t" + uuid.uuid4().hex[:12]
+
+
+@pytest.fixture(params=BACKENDS)
+async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
+    """Each behaviour test runs on memory, on a standalone Valkey and on a Valkey cluster."""
+    if request.param == "memory":
+        yield MemoryBackend()
+        return
+    url = request.getfixturevalue("valkey_url" if request.param == "valkey" else "cluster_url")
+    valkey_backend = ValkeyBackend.from_url(url)
+    yield valkey_backend
+    await valkey_backend.aclose()
+
+
+@pytest.fixture
+async def valkey_backend(valkey_url: str) -> AsyncIterator[ValkeyBackend]:
+    backend = ValkeyBackend.from_url(valkey_url)
+    yield backend
+    await backend.aclose()
+
+
+@pytest.fixture
+async def cluster_backend(cluster_url: str) -> AsyncIterator[ValkeyBackend]:
+    backend = ValkeyBackend.from_url(cluster_url)
+    yield backend
+    await backend.aclose()
