@@ -5,8 +5,6 @@
 >>> # decision = await limiter.hit("user:42")
 """
 
-from __future__ import annotations
-
 from ._decision import Decision as Decision
 from ._errors import BackendError as BackendError
 from ._errors import ConfigurationError as ConfigurationError

@@ -16,8 +16,10 @@ class MemoryBackend:
     ``await``, so it needs no lock, under asyncio and trio alike.
 
     Args:
-        max_keys: At most this many keys are kept. Expired keys are freed first; past that the
-            least recently used key is evicted (which forgets its usage: fails open).
+        max_keys: At most this many keys are kept: past that, the key written least recently
+            is evicted (usually long expired; if not, its usage is forgotten: fails open).
+            Expired keys are freed by a sweep that runs once per as many writes as there are
+            keys, so it costs O(1) per write.
         clock: Seconds from a monotonic source; inject a fake one in tests.
     """
 
@@ -30,7 +32,7 @@ class MemoryBackend:
         self._clock = clock
         # key -> (expires at in ms, state), least recently used first
         self._data: OrderedDict[str, tuple[int, Any]] = OrderedDict()
-        self._writes_since_sweep = 0
+        self._writes_to_sweep = 1024
 
     def __len__(self) -> int:
         return len(self._data)
@@ -57,19 +59,19 @@ class MemoryBackend:
                     data.move_to_end(key)
                 else:
                     data.pop(key, None)
-            self._writes_since_sweep += 1
-            if len(data) > self.max_keys or self._writes_since_sweep > max(len(data), 1024):
+            self._writes_to_sweep -= 1
+            if self._writes_to_sweep <= 0:
                 self._sweep(now)
+            while len(data) > self.max_keys:
+                data.popitem(last=False)
         return out
 
     def _sweep(self, now: int) -> None:
-        # A full pass at most once per len(data) writes: amortised O(1) per write.
-        self._writes_since_sweep = 0
         data = self._data
         for key in [k for k, (expires, _) in data.items() if expires <= now]:
             del data[key]
-        while len(data) > self.max_keys:
-            data.popitem(last=False)
+        # The next full pass comes after as many writes as there are keys left: O(1) amortised.
+        self._writes_to_sweep = max(len(data), 1024)
 
     async def delete(self, keys: Sequence[str]) -> None:
         for key in keys:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import atexit
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
 
 _SCHEMES = {"valkey": False, "redis": False, "valkeys": True, "rediss": True}
 _scripts: dict[str, Script] = {}
+# glide's Script.__del__ logs through its FFI, which fails once the interpreter is shutting down
+atexit.register(_scripts.clear)
 
 
 def _script(algorithm: Algorithm) -> Script:
@@ -98,17 +101,34 @@ class ValkeyBackend:
             return self._client
 
     async def _create(self) -> Client:
-        from glide import GlideClient, GlideClusterClient, GlideError
+        from glide import AllPrimaries, GlideClient, GlideClusterClient, GlideError
         from glide_shared.config import GlideClusterClientConfiguration
+
+        from ..algorithms import ALGORITHMS
 
         config = self._config
         try:
+            client: Client
             if isinstance(config, GlideClusterClientConfiguration):
-                return await GlideClusterClient.create(config)
-            assert config is not None
-            return await GlideClient.create(config)
+                client = await GlideClusterClient.create(config)
+            else:
+                assert config is not None
+                client = await GlideClient.create(config)
         except GlideError as exc:
             raise BackendError(f"cannot connect to Valkey: {exc}") from exc
+        # Load every script up front (on every primary of a cluster), so that the first calls
+        # do not each go through NOSCRIPT and glide's warning about it.
+        try:
+            for algorithm in ALGORITHMS.values():
+                load: list[str | bytes] = ["SCRIPT", "LOAD", algorithm.lua]
+                if isinstance(client, GlideClusterClient):
+                    await client.custom_command(load, AllPrimaries())
+                else:
+                    await client.custom_command(load)
+        except GlideError as exc:
+            await client.close()
+            raise BackendError(f"cannot load scripts into Valkey: {exc}") from exc
+        return client
 
     async def execute(self, algorithm: Algorithm, request: Request) -> list[int]:
         from glide import GlideError
@@ -138,6 +158,12 @@ class ValkeyBackend:
         """Close the client. A backend made by :meth:`from_url` reconnects if used again."""
         await self._close_client()
         self._loop = None
+
+    async def __aenter__(self) -> ValkeyBackend:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
     async def _close_client(self) -> None:
         client, self._client = self._client, None

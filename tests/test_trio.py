@@ -1,0 +1,36 @@
+"""The core runs under trio as well as asyncio (anyio, no asyncio-only API)."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from glidelimit import Limiter, MemoryBackend, RateLimitExceeded, ValkeyBackend
+from glidelimit.backends import Backend
+
+
+async def _exercise(backend: Backend, name: str) -> None:
+    limiter = Limiter("5/second", backend=backend, name=name, burst=1, on_backend_error="raise")
+    assert (await limiter.hit("k")).allowed
+    assert not (await limiter.hit("k")).allowed
+    start = trio.current_time()
+    await limiter.acquire("k")
+    assert 0.1 < trio.current_time() - start < 0.5
+    with pytest.raises(RateLimitExceeded):
+        await limiter.acquire("k", timeout=0.01)
+    window = Limiter("2/200ms", backend=backend, name=name + "w", algorithm="sliding_log",
+                     on_backend_error="raise")  # fmt: skip
+    async with trio.open_nursery() as nursery:
+        for _ in range(4):
+            nursery.start_soon(window.acquire, "k")
+    await backend.aclose()
+
+
+def test_trio_memory(name: str) -> None:
+    trio.run(_exercise, MemoryBackend(), name)
+
+
+@pytest.mark.parametrize("deployment", ["valkey", "cluster"])
+def test_trio_valkey(request: pytest.FixtureRequest, deployment: str, name: str) -> None:
+    url = request.getfixturevalue("valkey_url" if deployment == "valkey" else "cluster_url")
+    trio.run(_exercise, ValkeyBackend.from_url(url), name)

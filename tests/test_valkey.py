@@ -1,0 +1,176 @@
+"""What only the Valkey backend does: URLs, connecting, the server clock, script reloads,
+hash tags on a cluster, key TTLs."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import anyio
+import pytest
+from _servers import Server, cli, free_port
+from glide import GlideClient, GlideClientConfiguration, NodeAddress
+
+from glidelimit import BackendError, ConfigurationError, Limiter, ValkeyBackend
+
+ALGORITHMS = ["fixed_window", "sliding_window", "sliding_log", "gcra"]
+
+
+def test_from_url_forms() -> None:
+    b = ValkeyBackend.from_url("valkeys://alice:p%40ss@127.0.0.1:7000/2")
+    config = b._config
+    assert config is not None
+    assert config.use_tls is True
+    assert config.database_id == 2
+    assert config.credentials is not None
+    assert (config.credentials.username, config.credentials.password) == ("alice", "p@ss")
+    assert (config.addresses[0].host, config.addresses[0].port) == ("127.0.0.1", 7000)
+    assert type(ValkeyBackend.from_url("redis://[::1]:6380?cluster=true")._config).__name__ == (
+        "GlideClusterClientConfiguration"
+    )
+    plain = ValkeyBackend.from_url("redis://localhost", request_timeout=500)._config
+    assert plain is not None
+    assert (plain.use_tls, plain.request_timeout) == (False, 500)
+    assert ValkeyBackend.from_url("rediss://:secret@h")._config.use_tls is True  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("http://127.0.0.1", "unknown scheme 'http'"),
+        ("valkey://127.0.0.1:port", "Port could not be cast"),
+        ("valkey://127.0.0.1/zero", "database must be a number"),
+        ("valkey://127.0.0.1?timeout=3", "unknown query parameter"),
+        ("valkey://127.0.0.1?cluster=maybe", "cluster must be true or false"),
+    ],
+)
+def test_from_url_rejects(url: str, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message) as info:
+        ValkeyBackend.from_url(url)
+    assert repr(url) in str(info.value)
+
+
+def test_from_url_rejects_unknown_glide_option() -> None:
+    with pytest.raises(ConfigurationError, match="no_such_option"):
+        ValkeyBackend.from_url("valkey://127.0.0.1", no_such_option=1)
+
+
+async def test_lazy_connect_and_failure_policies(name: str) -> None:
+    dead = ValkeyBackend.from_url(f"valkey://127.0.0.1:{free_port()}")  # nothing listens there
+    with pytest.raises(BackendError) as info:
+        await dead.connect()
+    assert info.value.__cause__ is not None
+    limiter = Limiter("1/second", backend=dead, name=name)
+    d = await limiter.hit("k")
+    assert (d.allowed, d.degraded) == (True, True)
+    denied = await Limiter("1/second", backend=dead, name=name, on_backend_error="deny").hit("k")
+    assert (denied.allowed, denied.degraded) == (False, True)
+    with pytest.raises(BackendError):
+        await Limiter("1/second", backend=dead, name=name, on_backend_error="raise").hit("k")
+
+
+async def test_fallback_backend(name: str) -> None:
+    from glidelimit import MemoryBackend
+
+    dead = ValkeyBackend.from_url(f"valkey://127.0.0.1:{free_port()}")
+    limiter = Limiter("2/hour", backend=dead, name=name, on_backend_error=MemoryBackend())
+    assert [(await limiter.hit("k")).allowed for _ in range(3)] == [True, True, False]
+    assert (await limiter.hit("k")).degraded
+
+
+async def test_wraps_an_existing_client(valkey: Server, name: str) -> None:
+    client = await GlideClient.create(
+        GlideClientConfiguration([NodeAddress("127.0.0.1", valkey.port)])
+    )
+    async with Limiter("1/hour", backend=ValkeyBackend(client), name=name) as limiter:
+        assert (await limiter.hit("k")).allowed
+        assert not (await limiter.hit("k")).allowed
+
+
+def test_a_new_event_loop_gets_a_new_client(valkey_url: str, name: str) -> None:
+    backend = ValkeyBackend.from_url(valkey_url)
+    limiter = Limiter("3/hour", backend=backend, name=name, on_backend_error="raise")
+
+    async def hit() -> int:
+        with anyio.fail_after(5):
+            return (await limiter.hit("k")).remaining
+
+    assert asyncio.run(hit()) == 2
+    assert asyncio.run(hit()) == 1  # a client tied to the first loop would hang here
+    asyncio.run(backend.aclose())
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+async def test_client_clock_does_not_matter(
+    valkey_backend: ValkeyBackend, name: str, algorithm: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    limiter = Limiter("4/hour", backend=valkey_backend, name=name, algorithm=algorithm,
+                      on_backend_error="raise")  # fmt: skip
+    assert (await limiter.hit("k", cost=2)).remaining == 2
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + 3600)
+    # an hour ahead: on a client clock, every window would have passed
+    d = await limiter.hit("k", cost=2)
+    assert (d.allowed, d.remaining) == (True, 0)
+    d = await limiter.hit("k")
+    assert not d.allowed
+    assert 800 < d.retry_after <= 7200  # gcra: one emission interval, 900 s
+
+
+def _flush_scripts(servers: list[Server]) -> None:
+    for server in servers:
+        assert cli(server.port, "SCRIPT", "FLUSH").strip() == "OK"
+
+
+@pytest.mark.parametrize("deployment", ["valkey", "cluster"])
+async def test_script_flush_is_survived(
+    request: pytest.FixtureRequest, deployment: str, name: str
+) -> None:
+    servers: list[Server] = (
+        [request.getfixturevalue("valkey")]
+        if deployment == "valkey"
+        else request.getfixturevalue("valkey_cluster")
+    )
+    url = request.getfixturevalue("valkey_url" if deployment == "valkey" else "cluster_url")
+    async with ValkeyBackend.from_url(url) as backend:
+        for algorithm in ALGORITHMS:
+            limiter = Limiter("5/hour", backend=backend, name=name + algorithm,
+                              algorithm=algorithm, on_backend_error="raise")  # fmt: skip
+            assert (await limiter.hit("k")).remaining == 4
+            _flush_scripts(servers)
+            d = await limiter.hit("k")
+            assert (d.remaining, d.degraded) == (3, False)
+
+
+async def test_cluster_multi_rate_no_crossslot(
+    cluster_backend: ValkeyBackend, valkey_cluster: list[Server], name: str
+) -> None:
+    for algorithm in ALGORITHMS:
+        limiter = Limiter(["10/second", "1000/hour", "5000/day"], backend=cluster_backend,
+                          name=name, algorithm=algorithm, on_backend_error="raise")  # fmt: skip
+        keys = [f"user:{i}" for i in range(300)] + ["{x}", "}", "a}b{c"]
+        decisions = await asyncio.gather(*(limiter.hit(k, cost=2) for k in keys))
+        assert all(d.allowed and d.remaining == 8 for d in decisions)
+    slots = {
+        cli(valkey_cluster[0].port, "CLUSTER", "KEYSLOT", key).strip()
+        for key in Limiter(["1/s", "1/h", "1/d"], name=name).keys("a}b{c")
+    }
+    assert len(slots) == 1
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "longest_ms"),
+    [("fixed_window", 60_000), ("sliding_window", 120_000), ("sliding_log", 60_000),
+     ("gcra", 30_000)],  # fmt: skip
+)
+async def test_every_key_has_a_ttl_no_longer_than_it_needs(
+    valkey_backend: ValkeyBackend, valkey: Server, name: str, algorithm: str, longest_ms: int
+) -> None:
+    limiter = Limiter("10/minute", backend=valkey_backend, name=name, algorithm=algorithm,
+                      on_backend_error="raise")  # fmt: skip
+    d = await limiter.hit("k", cost=5)
+    (key,) = limiter.keys("k")
+    ttl = int(cli(valkey.port, "PTTL", key))
+    assert 0 < ttl <= longest_ms
+    # exactly as long as its state matters (less the time valkey-cli took to start)
+    assert d.reset_after * 1000 - 200 < ttl <= d.reset_after * 1000
