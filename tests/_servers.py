@@ -73,14 +73,20 @@ class Server:
         self.proc = subprocess.Popen(
             [
                 require("valkey-server"),
-                "--bind", HOST,
-                "--port", str(self.port),
-                "--dir", self.directory,
-                "--save", "",
-                "--appendonly", "no",
-                "--daemonize", "no",
+                "--bind",
+                HOST,
+                "--port",
+                str(self.port),
+                "--dir",
+                self.directory,
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
                 *self.extra,
-            ],  # fmt: skip
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -88,7 +94,9 @@ class Server:
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"valkey-server on port {self.port} exited: see {self.directory}")
+                raise RuntimeError(
+                    f"valkey-server on port {self.port} exited: see {self.directory}"
+                )
             if cli(self.port, "PING", check=False).strip() == "PONG":
                 return
             time.sleep(0.05)
@@ -118,14 +126,27 @@ def cluster(primaries: int = 3) -> list[Server]:
             server = Server(
                 free_port(),
                 tempfile.mkdtemp(prefix="glidelimit-cluster-"),
-                ("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                 "--cluster-node-timeout", "3000"),
-            )  # fmt: skip
+                (
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--cluster-node-timeout",
+                    "3000",
+                ),
+            )
             server.start()
             servers.append(server)
         nodes = [f"{HOST}:{s.port}" for s in servers]
-        cli(servers[0].port, "--cluster", "create", *nodes, "--cluster-replicas", "0",
-            "--cluster-yes")  # fmt: skip
+        cli(
+            servers[0].port,
+            "--cluster",
+            "create",
+            *nodes,
+            "--cluster-replicas",
+            "0",
+            "--cluster-yes",
+        )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if all("cluster_state:ok" in cli(s.port, "CLUSTER", "INFO") for s in servers):

@@ -4,8 +4,8 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from _servers import Server, cluster, standalone
 
+from _servers import Server, cluster, standalone
 from glidelimit import MemoryBackend, ValkeyBackend
 from glidelimit.backends import Backend
 

@@ -12,20 +12,41 @@ from glidelimit import ConfigurationError, Limiter, MemoryBackend, Rate
 @pytest.mark.parametrize(
     ("text", "limit", "seconds"),
     [
-        ("100/minute", 100, 60), ("100/min", 100, 60), ("100/m", 100, 60),
-        ("100 per minute", 100, 60), ("10/second", 10, 1), ("5/30s", 5, 30),
-        ("1000/hour", 1000, 3600), ("10000/day", 10000, 86400), ("100/1m", 100, 60),
-        ("100/500ms", 100, 0.5), (" 7 PER 2 Hours ", 7, 7200), ("3/1.5s", 3, 1.5),
+        ("100/minute", 100, 60),
+        ("100/min", 100, 60),
+        ("100/m", 100, 60),
+        ("100 per minute", 100, 60),
+        ("10/second", 10, 1),
+        ("5/30s", 5, 30),
+        ("1000/hour", 1000, 3600),
+        ("10000/day", 10000, 86400),
+        ("100/1m", 100, 60),
+        ("100/500ms", 100, 0.5),
+        (" 7 PER 2 Hours ", 7, 7200),
+        ("3/1.5s", 3, 1.5),
     ],
-)  # fmt: skip
+)
 def test_rate_parse(text: str, limit: int, seconds: float) -> None:
     assert Rate.parse(text) == Rate(limit, seconds) == Rate(limit, timedelta(seconds=seconds))
 
 
 @pytest.mark.parametrize(
-    "text", ["", "100", "100/", "/minute", "100/fortnight", "0/minute", "-1/minute",
-             "1.5/minute", "100/0s", "10/0.5ms", "100 minute", "ten/minute"],
-)  # fmt: skip
+    "text",
+    [
+        "",
+        "100",
+        "100/",
+        "/minute",
+        "100/fortnight",
+        "0/minute",
+        "-1/minute",
+        "1.5/minute",
+        "100/0s",
+        "10/0.5ms",
+        "100 minute",
+        "ten/minute",
+    ],
+)
 def test_rate_parse_rejects(text: str) -> None:
     with pytest.raises(ConfigurationError) as info:
         Rate.parse(text)
@@ -39,9 +60,9 @@ def test_rate_message_lists_accepted_forms() -> None:
 
 
 @pytest.mark.parametrize(
-    ("limit", "period"), [(0, 1), (-5, 1), (True, 1), (1.5, 1), (10, 0), (10, -1), (10, 0.0001),
-                          (2**40, 86400)],
-)  # fmt: skip
+    ("limit", "period"),
+    [(0, 1), (-5, 1), (True, 1), (1.5, 1), (10, 0), (10, -1), (10, 0.0001), (2**40, 86400)],
+)
 def test_rate_rejects(limit: object, period: object) -> None:
     with pytest.raises(ConfigurationError):
         Rate(limit, period)  # type: ignore[arg-type]
@@ -49,8 +70,11 @@ def test_rate_rejects(limit: object, period: object) -> None:
 
 def test_rate_str() -> None:
     assert [str(Rate.parse(t)) for t in ["100/min", "5/30s", "100/500ms", "1/2h"]] == [
-        "100/minute", "5/30s", "100/500ms", "1/2h",
-    ]  # fmt: skip
+        "100/minute",
+        "5/30s",
+        "100/500ms",
+        "1/2h",
+    ]
 
 
 @pytest.mark.parametrize(

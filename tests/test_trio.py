@@ -18,8 +18,13 @@ async def _exercise(backend: Backend, name: str) -> None:
     assert 0.1 < trio.current_time() - start < 0.5
     with pytest.raises(RateLimitExceeded):
         await limiter.acquire("k", timeout=0.01)
-    window = Limiter("2/200ms", backend=backend, name=name + "w", algorithm="sliding_log",
-                     on_backend_error="raise")  # fmt: skip
+    window = Limiter(
+        "2/200ms",
+        backend=backend,
+        name=name + "w",
+        algorithm="sliding_log",
+        on_backend_error="raise",
+    )
     async with trio.open_nursery() as nursery:
         for _ in range(4):
             nursery.start_soon(window.acquire, "k")

@@ -8,9 +8,9 @@ import time
 
 import anyio
 import pytest
-from _servers import Server, cli, free_port
 from glide import GlideClient, GlideClientConfiguration, NodeAddress
 
+from _servers import Server, cli, free_port
 from glidelimit import BackendError, ConfigurationError, Limiter, ValkeyBackend
 
 ALGORITHMS = ["fixed_window", "sliding_window", "sliding_log", "gcra"]
@@ -104,8 +104,9 @@ def test_a_new_event_loop_gets_a_new_client(valkey_url: str, name: str) -> None:
 async def test_client_clock_does_not_matter(
     valkey_backend: ValkeyBackend, name: str, algorithm: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    limiter = Limiter("4/hour", backend=valkey_backend, name=name, algorithm=algorithm,
-                      on_backend_error="raise")  # fmt: skip
+    limiter = Limiter(
+        "4/hour", backend=valkey_backend, name=name, algorithm=algorithm, on_backend_error="raise"
+    )
     assert (await limiter.hit("k", cost=2)).remaining == 2
     real_time = time.time
     monkeypatch.setattr(time, "time", lambda: real_time() + 3600)
@@ -134,8 +135,13 @@ async def test_script_flush_is_survived(
     url = request.getfixturevalue("valkey_url" if deployment == "valkey" else "cluster_url")
     async with ValkeyBackend.from_url(url) as backend:
         for algorithm in ALGORITHMS:
-            limiter = Limiter("5/hour", backend=backend, name=name + algorithm,
-                              algorithm=algorithm, on_backend_error="raise")  # fmt: skip
+            limiter = Limiter(
+                "5/hour",
+                backend=backend,
+                name=name + algorithm,
+                algorithm=algorithm,
+                on_backend_error="raise",
+            )
             assert (await limiter.hit("k")).remaining == 4
             _flush_scripts(servers)
             d = await limiter.hit("k")
@@ -146,8 +152,13 @@ async def test_cluster_multi_rate_no_crossslot(
     cluster_backend: ValkeyBackend, valkey_cluster: list[Server], name: str
 ) -> None:
     for algorithm in ALGORITHMS:
-        limiter = Limiter(["10/second", "1000/hour", "5000/day"], backend=cluster_backend,
-                          name=name, algorithm=algorithm, on_backend_error="raise")  # fmt: skip
+        limiter = Limiter(
+            ["10/second", "1000/hour", "5000/day"],
+            backend=cluster_backend,
+            name=name,
+            algorithm=algorithm,
+            on_backend_error="raise",
+        )
         keys = [f"user:{i}" for i in range(300)] + ["{x}", "}", "a}b{c"]
         decisions = await asyncio.gather(*(limiter.hit(k, cost=2) for k in keys))
         assert all(d.allowed and d.remaining == 8 for d in decisions)
@@ -160,14 +171,23 @@ async def test_cluster_multi_rate_no_crossslot(
 
 @pytest.mark.parametrize(
     ("algorithm", "longest_ms"),
-    [("fixed_window", 60_000), ("sliding_window", 120_000), ("sliding_log", 60_000),
-     ("gcra", 30_000)],  # fmt: skip
+    [
+        ("fixed_window", 60_000),
+        ("sliding_window", 120_000),
+        ("sliding_log", 60_000),
+        ("gcra", 30_000),
+    ],
 )
 async def test_every_key_has_a_ttl_no_longer_than_it_needs(
     valkey_backend: ValkeyBackend, valkey: Server, name: str, algorithm: str, longest_ms: int
 ) -> None:
-    limiter = Limiter("10/minute", backend=valkey_backend, name=name, algorithm=algorithm,
-                      on_backend_error="raise")  # fmt: skip
+    limiter = Limiter(
+        "10/minute",
+        backend=valkey_backend,
+        name=name,
+        algorithm=algorithm,
+        on_backend_error="raise",
+    )
     d = await limiter.hit("k", cost=5)
     (key,) = limiter.keys("k")
     ttl = int(cli(valkey.port, "PTTL", key))

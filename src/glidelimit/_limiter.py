@@ -102,7 +102,9 @@ class Limiter:
         if burst is None:
             return tuple(r.limit for r in self.rates)
         if self.algorithm != "gcra":
-            raise ConfigurationError(f"burst applies to the gcra algorithm only, not {self.algorithm!r}")
+            raise ConfigurationError(
+                f"burst applies to the gcra algorithm only, not {self.algorithm!r}"
+            )
         bursts = [burst] if isinstance(burst, int) else list(burst)
         if len(bursts) != len(self.rates):
             raise ConfigurationError(
@@ -159,9 +161,7 @@ class Limiter:
         keys = self.keys(key)
         if self._algorithm.reservable:
             max_wait = -1 if timeout is None else int(timeout * 1000)
-            decision = await self._decide(
-                Request(keys, self._limits, cost, Mode.RESERVE, max_wait)
-            )
+            decision = await self._decide(Request(keys, self._limits, cost, Mode.RESERVE, max_wait))
             if not decision.allowed:
                 raise RateLimitExceeded(decision)
             if decision.retry_after > 0:
@@ -217,7 +217,9 @@ class Limiter:
         now = time.monotonic()
         if now - self._last_warning >= _WARN_EVERY:
             self._last_warning = now
-            logger.warning("limiter %r decides without its backend (%s): %s", self.name, policy, exc)
+            logger.warning(
+                "limiter %r decides without its backend (%s): %s", self.name, policy, exc
+            )
         rate, cap = self.rates[0], self._limits.capacities[0]
         if policy == "allow":
             return Decision(True, cap, max(cap - request.cost, 0), 0.0, 0.0, rate, degraded=True)
@@ -245,7 +247,7 @@ class Limiter:
                 better = (remaining, -reset) < (b_remaining, -b_reset)
             else:
                 better = not ok and (
-                    raw[1 + 4 * best] == 1 or b_retry >= 0 and (r < 0 or r > b_retry)
+                    raw[1 + 4 * best] == 1 or (b_retry >= 0 and (r < 0 or r > b_retry))
                 )
             if better:
                 best = i

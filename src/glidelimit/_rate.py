@@ -66,7 +66,7 @@ class Rate:
 
     @classmethod
     def parse(cls, text: str) -> Rate:
-        """Parse a rate such as ``"100/minute"``, ``"100 per minute"``, ``"5/30s"``, ``"100/500ms"``.
+        """Parse a rate: ``"100/minute"``, ``"100 per minute"``, ``"5/30s"``, ``"100/500ms"``...
 
         Raises:
             ConfigurationError: Naming the text and the accepted forms.
@@ -102,7 +102,9 @@ def to_rates(rates: Rate | str | list[Rate | str] | tuple[Rate | str, ...]) -> t
         elif isinstance(item, str):
             parsed.append(Rate.parse(item))
         else:
-            raise ConfigurationError(f"a rate must be a Rate or a string like '100/minute', got {item!r}")
+            raise ConfigurationError(
+                f"a rate must be a Rate or a string like '100/minute', got {item!r}"
+            )
     if len(set(parsed)) != len(parsed):
         raise ConfigurationError(f"duplicate rates in {[str(r) for r in parsed]}")
     return tuple(parsed)

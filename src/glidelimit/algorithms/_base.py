@@ -63,7 +63,7 @@ class Check(NamedTuple):
 
 
 class Algorithm:
-    """Base of the algorithms: the Python twin of ``_prelude.lua`` + ``<name>.lua`` + ``_driver.lua``.
+    """The Python twin of ``_prelude.lua`` + ``<name>.lua`` + ``_driver.lua``.
 
     Subclasses give ``name`` and the twins of the script's ``check`` and ``commit``.
     """

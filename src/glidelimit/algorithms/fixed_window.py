@@ -17,11 +17,12 @@ class FixedWindow(Algorithm):
         count, wend = (state[0], state[1]) if state is not None and state[1] > now else (0, None)
         new = count + cost
         ok = new <= limit
-        retry = -1 if cost > limit else 0 if ok else wend - now
         if wend is None:
             reset0, reset1 = 0, period
         else:
             reset0 = reset1 = wend - now
+        # a fresh window only denies a cost above the limit
+        retry = -1 if cost > limit else 0 if ok else reset0
         return Check(ok, retry, limit - count, reset0, limit - new, reset1, (new, wend))
 
     def commit(self, state: Any, check: Check, now: int, cost: int) -> Any:

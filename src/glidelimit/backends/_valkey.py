@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import anyio
@@ -12,11 +13,18 @@ from .._errors import BackendError, ConfigurationError
 from ..algorithms import Algorithm, Request
 
 if TYPE_CHECKING:
-    from glide import GlideClient, GlideClusterClient, Script
-    from glide_shared.config import GlideClientConfiguration, GlideClusterClientConfiguration
+    from typing import TypeAlias
 
-    Client = GlideClient | GlideClusterClient
-    Config = GlideClientConfiguration | GlideClusterClientConfiguration
+    from glide import (
+        GlideClient,
+        GlideClientConfiguration,
+        GlideClusterClient,
+        GlideClusterClientConfiguration,
+        Script,
+    )
+
+    Client: TypeAlias = GlideClient | GlideClusterClient
+    Config: TypeAlias = GlideClientConfiguration | GlideClusterClientConfiguration
 
 _SCHEMES = {"valkey": False, "redis": False, "valkeys": True, "rediss": True}
 _scripts: dict[str, Script] = {}
@@ -101,8 +109,13 @@ class ValkeyBackend:
             return self._client
 
     async def _create(self) -> Client:
-        from glide import AllPrimaries, GlideClient, GlideClusterClient, GlideError
-        from glide_shared.config import GlideClusterClientConfiguration
+        from glide import (
+            AllPrimaries,
+            GlideClient,
+            GlideClusterClient,
+            GlideClusterClientConfiguration,
+            GlideError,
+        )
 
         from ..algorithms import ALGORITHMS
 
@@ -143,7 +156,7 @@ class ValkeyBackend:
             )
         except GlideError as exc:
             raise BackendError(f"Valkey failed to run {algorithm.name}: {exc}") from exc
-        return result  # type: ignore[return-value]
+        return cast("list[int]", result)  # every script returns a list of integers
 
     async def delete(self, keys: Sequence[str]) -> None:
         from glide import GlideError
@@ -168,14 +181,13 @@ class ValkeyBackend:
     async def _close_client(self) -> None:
         client, self._client = self._client, None
         if client is not None:
-            try:
+            # RuntimeError: its event loop is gone; the connection is closed all the same
+            with contextlib.suppress(RuntimeError):
                 await client.close()
-            except RuntimeError:
-                pass  # its event loop is gone; the connection is closed all the same
 
 
 def _config_from_url(url: str, options: dict[str, object]) -> Config:
-    from glide_shared.config import (
+    from glide import (
         GlideClientConfiguration,
         GlideClusterClientConfiguration,
         NodeAddress,
@@ -220,8 +232,9 @@ def _config_from_url(url: str, options: dict[str, object]) -> Config:
             password=password, username=unquote(parts.username) if parts.username else None
         )
     kwargs.update(options)
-    config_class = GlideClusterClientConfiguration if cluster else GlideClientConfiguration
     try:
-        return config_class(**kwargs)
+        if cluster:
+            return GlideClusterClientConfiguration(**kwargs)
+        return GlideClientConfiguration(**kwargs)
     except (TypeError, ValueError) as exc:
         raise ConfigurationError(f"invalid glide option for {url!r}: {exc}") from exc

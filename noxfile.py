@@ -1,0 +1,39 @@
+"""Every check is a nox session: tests, lint, typecheck, bench (`nox -s NAME`)."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["lint", "typecheck", "tests"]
+nox.options.error_on_missing_interpreters = True
+
+TEST_DEPS = ["pytest>=8.2", "pytest-asyncio>=0.24", "hypothesis>=6.100", "trio>=0.25"]
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The whole test suite, against valkey-server processes it starts (standalone + cluster)."""
+    session.install("-e", ".", *TEST_DEPS)
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check."""
+    session.install("ruff")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict on src and tests."""
+    session.install("-e", ".", "mypy", "nox", *TEST_DEPS)
+    session.run("mypy", "src", "tests", "noxfile.py")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Decisions per second, glidelimit against bare glide, in one run (see benchmarks/)."""
+    session.install("-e", ".")
+    session.run("python", "benchmarks/bench.py", *session.posargs)
