@@ -6,18 +6,11 @@ import random
 
 from glidelimit import Limiter, MemoryBackend, Rate
 from glidelimit.algorithms import ALGORITHMS, Limits, Request
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from glidelimit.testing import ManualClock
 
 
 async def test_bounded_by_max_keys() -> None:
-    backend = MemoryBackend(max_keys=100, clock=FakeClock())
+    backend = MemoryBackend(max_keys=100, clock=ManualClock())
     limiter = Limiter("1/hour", backend=backend)
     for i in range(1000):
         assert (await limiter.hit(f"k{i}")).allowed
@@ -27,13 +20,13 @@ async def test_bounded_by_max_keys() -> None:
 
 
 async def test_expired_keys_are_freed() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     backend = MemoryBackend(clock=clock)
     limiter = Limiter("5/second", backend=backend, algorithm="sliding_log")
     for i in range(3000):
         await limiter.hit(f"k{i}")
     assert len(backend) == 3000
-    clock.now += 1.0
+    clock.advance(1.0)
     for i in range(10_000):
         await limiter.hit(f"fresh{i}")
     # the 3000 expired keys were swept, with no read of them (a sweep runs at least once per
@@ -42,14 +35,14 @@ async def test_expired_keys_are_freed() -> None:
 
 
 async def test_fake_clock_drives_windows() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     limiter = Limiter("2/minute", backend=MemoryBackend(clock=clock), algorithm="fixed_window")
     assert (await limiter.hit("k", cost=2)).allowed
     d = await limiter.hit("k")
     assert (d.allowed, d.retry_after) == (False, 60.0)
-    clock.now += 59.999
+    clock.advance(59.999)
     assert not (await limiter.hit("k")).allowed
-    clock.now += 0.001
+    clock.advance(0.001)
     assert (await limiter.hit("k")).remaining == 1
 
 
