@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 
 import pytest
@@ -61,9 +62,21 @@ def test_rate_message_lists_accepted_forms() -> None:
 
 @pytest.mark.parametrize(
     ("limit", "period"),
-    [(0, 1), (-5, 1), (True, 1), (1.5, 1), (10, 0), (10, -1), (10, 0.0001), (2**40, 86400)],
+    [
+        (0, 1),
+        (-5, 1),
+        (True, 1),
+        (1.5, 1),
+        (10, 0),
+        (10, -1),
+        (10, 0.0001),
+        (2**40, 86400),
+        (1, math.inf),
+        (1, math.nan),
+        (1, "1"),
+    ],
 )
-def test_rate_rejects(limit: object, period: object) -> None:
+def test_rate_rejects(limit: object, period: object) -> None:  # fmt: skip
     with pytest.raises(ConfigurationError):
         Rate(limit, period)  # type: ignore[arg-type]
 
@@ -120,10 +133,12 @@ async def test_bad_key(key: object) -> None:
         await limiter.peek(key)  # type: ignore[arg-type]
 
 
-async def test_bad_timeout() -> None:
-    limiter = Limiter("10/second", backend=MemoryBackend())
+@pytest.mark.parametrize("algorithm", ["gcra", "fixed_window"])
+@pytest.mark.parametrize("timeout", [-1, math.nan, True, "1"])
+async def test_bad_timeout(algorithm: str, timeout: object) -> None:
+    limiter = Limiter("10/second", backend=MemoryBackend(), algorithm=algorithm)
     with pytest.raises(ConfigurationError, match="timeout"):
-        await limiter.acquire("k", timeout=-1)
+        await limiter.acquire("k", timeout=timeout)  # type: ignore[arg-type]
 
 
 def test_bad_max_keys() -> None:

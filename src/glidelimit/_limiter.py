@@ -156,32 +156,47 @@ class Limiter:
                 if it never can (``cost`` above capacity).
         """
         self._check_cost(cost)
-        if timeout is not None and (not isinstance(timeout, (int, float)) or timeout < 0):
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout >= 0
+        ):
             raise ConfigurationError(f"timeout must be None or seconds >= 0, got {timeout!r}")
         keys = self.keys(key)
         if self._algorithm.reservable:
-            max_wait = -1 if timeout is None else int(timeout * 1000)
-            decision = await self._decide(Request(keys, self._limits, cost, Mode.RESERVE, max_wait))
+            forever = timeout is None or math.isinf(timeout)
+            max_wait = -1 if forever else int(timeout * 1000)  # type: ignore[operator]
+            request = Request(keys, self._limits, cost, Mode.RESERVE, max_wait)
+            # Shielded: once the server has made a reservation, a cancellation must not lose
+            # track of it. A cancellation that came meanwhile is raised by the sleep below.
+            with anyio.CancelScope(shield=True):
+                decision = await self._decide(request)
             if not decision.allowed:
                 raise RateLimitExceeded(decision)
-            if decision.retry_after > 0:
-                try:
-                    await anyio.sleep(decision.retry_after)
-                except anyio.get_cancelled_exc_class():
+            try:
+                await anyio.sleep(decision.retry_after)
+            except anyio.get_cancelled_exc_class():
+                if not decision.degraded:  # a degraded decision reserved nothing here
                     with anyio.CancelScope(shield=True):
                         await self._decide(Request(keys, self._limits, -cost))
-                    raise
-            return replace(decision, retry_after=0.0)
+                raise
+            return replace(
+                decision,
+                retry_after=0.0,
+                reset_after=max(decision.reset_after - decision.retry_after, 0.0),
+            )
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             decision = await self._decide(Request(keys, self._limits, cost))
             if decision.allowed:
                 return decision
+            if math.isinf(decision.retry_after):
+                raise RateLimitExceeded(decision)
+            # jitter, so that waiters denied together do not all come back together
             wait = decision.retry_after * (1 + 0.1 * random.random())
-            if deadline is not None and time.monotonic() + decision.retry_after > deadline:
-                raise RateLimitExceeded(decision)
-            if math.isinf(wait):
-                raise RateLimitExceeded(decision)
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if decision.retry_after > left:
+                    raise RateLimitExceeded(decision)
+                wait = min(wait, left)
             await anyio.sleep(wait)
 
     async def reset(self, key: str) -> None:

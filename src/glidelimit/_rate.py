@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -47,7 +48,11 @@ class Rate:
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ConfigurationError(f"rate limit must be a positive integer, got {limit!r}")
         seconds = period.total_seconds() if isinstance(period, timedelta) else period
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds <= 0:
+        if (
+            isinstance(seconds, bool)
+            or not isinstance(seconds, (int, float))
+            or not 0 < seconds < math.inf
+        ):
             raise ConfigurationError(f"rate period must be a positive duration, got {period!r}")
         period_ms = round(seconds * 1000)
         if period_ms < 1 or abs(period_ms - seconds * 1000) > 1e-6 * max(1.0, seconds * 1000):

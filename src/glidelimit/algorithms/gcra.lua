@@ -11,7 +11,8 @@ local function check(key, limit, period, cap)
   -- a negative cost gives back a reservation
   local new = math.max(cur + cost * period, 0)
   local full = cap * period
-  local c = {ok = new <= full, new = new}
+  -- giving back (cost <= 0) is always allowed, even while others' reservations are queued
+  local c = {ok = new <= full or cost <= 0, new = new}
   if cost > cap then
     c.retry = -1
   elseif c.ok then

@@ -19,7 +19,7 @@ class GCRA(Algorithm):
         cur = max(state[1] - (now - state[0]) * limit, 0) if state is not None else 0
         new = max(cur + cost * period, 0)  # a negative cost gives back a reservation
         full = cap * period
-        ok = new <= full
+        ok = new <= full or cost <= 0  # giving back is always allowed
         retry = -1 if cost > cap else 0 if ok else -((full - new) // limit)
         return Check(
             ok,

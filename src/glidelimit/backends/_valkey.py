@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     Config: TypeAlias = GlideClientConfiguration | GlideClusterClientConfiguration
 
 _SCHEMES = {"valkey": False, "redis": False, "valkeys": True, "rediss": True}
+_MIN_BACKOFF, _MAX_BACKOFF = 0.25, 1.0  # seconds between attempts to reach a down server
 _scripts: dict[str, Script] = {}
 # glide's Script.__del__ logs through its FFI, which fails once the interpreter is shutting down
 atexit.register(_scripts.clear)
@@ -60,6 +62,9 @@ class ValkeyBackend:
         self._loop: object = None  # the event loop self._client belongs to
         self._lock: anyio.Lock | None = None  # serialises connecting, in self._lock_loop
         self._lock_loop: object = None
+        self._connect_error: BackendError | None = None
+        self._retry_at = 0.0
+        self._backoff = 0.0
 
     @classmethod
     def from_url(cls, url: str, **glide_options: object) -> ValkeyBackend:
@@ -79,7 +84,8 @@ class ValkeyBackend:
         backend = cls.__new__(cls)
         backend._client = None
         backend._config = _config_from_url(url, glide_options)
-        backend._loop = backend._lock = backend._lock_loop = None
+        backend._loop = backend._lock = backend._lock_loop = backend._connect_error = None
+        backend._retry_at = backend._backoff = 0.0
         return backend
 
     async def connect(self) -> None:
@@ -98,15 +104,31 @@ class ValkeyBackend:
         loop = anyio.lowlevel.current_token().native_token
         if self._client is not None and self._loop is loop:
             return self._client
+        self._raise_if_backing_off()
         if self._lock is None or self._lock_loop is not loop:
             self._lock, self._lock_loop = anyio.Lock(), loop
         async with self._lock:
             if self._client is None or self._loop is not loop:
+                # callers queued behind a failed attempt fail at once, with its error
+                self._raise_if_backing_off()
                 # none yet, or made in another event loop, where it cannot serve this one
                 await self._close_client()
-                self._client = await self._create()
+                try:
+                    self._client = await self._create()
+                except BackendError as exc:
+                    self._backoff = min(2 * self._backoff, _MAX_BACKOFF) or _MIN_BACKOFF
+                    self._connect_error, self._retry_at = exc, time.monotonic() + self._backoff
+                    raise
+                self._connect_error, self._backoff = None, 0.0
                 self._loop = loop
             return self._client
+
+    def _raise_if_backing_off(self) -> None:
+        # A server that cannot be reached is tried again after a back-off, not by every call:
+        # otherwise each caller would wait out its own connection timeout.
+        error = self._connect_error
+        if error is not None and time.monotonic() < self._retry_at:
+            raise BackendError(f"{error} (next attempt in {self._backoff:g}s)") from error.__cause__
 
     async def _create(self) -> Client:
         from glide import (
@@ -127,8 +149,8 @@ class ValkeyBackend:
             else:
                 assert config is not None
                 client = await GlideClient.create(config)
-        except GlideError as exc:
-            raise BackendError(f"cannot connect to Valkey: {exc}") from exc
+        except Exception as exc:  # glide raises GlideError, and TypeError on a bad option
+            raise BackendError(f"cannot connect to Valkey: {exc!r}") from exc
         # Load every script up front (on every primary of a cluster), so that the first calls
         # do not each go through NOSCRIPT and glide's warning about it.
         try:
@@ -190,6 +212,7 @@ def _config_from_url(url: str, options: dict[str, object]) -> Config:
     from glide import (
         GlideClientConfiguration,
         GlideClusterClientConfiguration,
+        GlideError,
         NodeAddress,
         ServerCredentials,
     )
@@ -215,7 +238,10 @@ def _config_from_url(url: str, options: dict[str, object]) -> Config:
     if cluster_text not in ("true", "false", "1", "0", "yes", "no"):
         raise bad(f"cluster must be true or false, got {cluster_text!r}")
     cluster = cluster_text in ("true", "1", "yes")
-    db_text = parts.path.lstrip("/") or query.pop("db", "")
+    db_text, db_query = parts.path.lstrip("/"), query.pop("db", "")
+    if db_text and db_query:
+        raise bad("the database is given twice")
+    db_text = db_text or db_query
     if query:
         raise bad(f"unknown query parameter(s) {sorted(query)}")
     kwargs: dict[str, Any] = {
@@ -226,15 +252,15 @@ def _config_from_url(url: str, options: dict[str, object]) -> Config:
         if not db_text.isdigit():
             raise bad(f"the database must be a number, got {db_text!r}")
         kwargs["database_id"] = int(db_text)
-    if parts.password is not None or parts.username:
-        password = unquote(parts.password) if parts.password is not None else None
-        kwargs["credentials"] = ServerCredentials(
-            password=password, username=unquote(parts.username) if parts.username else None
-        )
     kwargs.update(options)
     try:
+        if parts.password is not None or parts.username:
+            password = unquote(parts.password) if parts.password is not None else None
+            kwargs["credentials"] = ServerCredentials(
+                password=password, username=unquote(parts.username) if parts.username else None
+            )
         if cluster:
             return GlideClusterClientConfiguration(**kwargs)
         return GlideClientConfiguration(**kwargs)
-    except (TypeError, ValueError) as exc:
-        raise ConfigurationError(f"invalid glide option for {url!r}: {exc}") from exc
+    except (TypeError, ValueError, GlideError) as exc:
+        raise ConfigurationError(f"invalid Valkey configuration for {url!r}: {exc}") from exc
