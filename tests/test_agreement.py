@@ -83,3 +83,19 @@ def test_script_and_twin_agree(
         script = loop.run_until_complete(valkey.execute(algo, request))
         twin = loop.run_until_complete(memory.execute(algo, request))
         assert script == twin, (algorithm, now - start, cost, mode)
+
+
+def test_sliding_log_survives_a_clock_stepping_back(runner: Runner) -> None:
+    """Units stamped at one instant stay distinct members even when the server's clock steps
+    back to an instant that already has some, after older ones were removed."""
+    loop, valkey = runner
+    algo = ALGORITHMS["sliding_log"]
+    limits = Limits.of((Rate(10, 1.5),), (10,))
+    keys = (f"agree:{{{uuid.uuid4().hex}}}:log",)
+    memory = MemoryBackend()
+    base = 1_700_000_000_000
+    for offset in [0, 1000, 1000, 1600, 1000]:
+        request = Request(keys, limits, 1, now=base + offset)
+        script = loop.run_until_complete(valkey.execute(algo, request))
+        assert script == loop.run_until_complete(memory.execute(algo, request))
+    assert script[2] == 10 - 4  # the four live units: at 1000, 1000, 1600 and 1000

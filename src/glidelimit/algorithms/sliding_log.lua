@@ -29,9 +29,10 @@ end
 
 local function commit(key, c)
   redis.call('ZREMRANGEBYSCORE', key, '-inf', c.dead)
-  -- Members must be unique: members of this instant are numbered on from the set's size,
-  -- which only grows within one instant.
-  local n = redis.call('ZCARD', key)
+  -- Members must be unique: those of one instant are numbered on from how many that instant
+  -- has, which is exact because the members of one instant only ever leave together (even if
+  -- the server's clock steps back).
+  local n = redis.call('ZCOUNT', key, now, now)
   local args = {}
   for i = 1, cost do
     args[#args + 1] = now
