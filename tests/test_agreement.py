@@ -95,8 +95,9 @@ def test_sliding_log_survives_a_clock_stepping_back(runner: Runner) -> None:
     memory = MemoryBackend()
     base = 1_700_000_000_000
     # at 1600 the two units of 0 die; then the clock is back at 1000, which has a unit already
-    for offset, cost in [(0, 2), (1000, 1), (1600, 1), (1000, 1)]:
-        request = Request(keys, limits, cost, now=base + offset)
+    for offset, cost, mode in [(0, 2, Mode.HIT), (1000, 1, Mode.HIT), (1600, 1, Mode.HIT),
+                               (1000, 1, Mode.HIT), (1000, 1, Mode.PEEK)]:  # fmt: skip
+        request = Request(keys, limits, cost, mode, now=base + offset)
         script = loop.run_until_complete(valkey.execute(algo, request))
         assert script == loop.run_until_complete(memory.execute(algo, request))
-    assert script[2] == 10 - 3  # the three live units: at 1000, 1600 and 1000 again
+    assert script[2] == 10 - 4  # three live units (1000, 1600, 1000 again), and the peek's
