@@ -120,6 +120,10 @@ async def test_binding_rate_is_the_most_restrictive(backend: Backend, name: str)
     d = await limiter.hit("k", cost=2)
     assert (d.allowed, d.rate) == (False, Rate.parse("4/day"))
     assert 3600 < d.retry_after <= 86400
+    assert [(s.rate, s.limit, s.remaining) for s in d.rates] == [
+        (Rate.parse("10/hour"), 10, 7),
+        (Rate.parse("4/day"), 4, 1),
+    ]
 
 
 async def test_limiters_do_not_share_keys(backend: Backend, name: str) -> None:

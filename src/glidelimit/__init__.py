@@ -6,6 +6,7 @@
 """
 
 from ._decision import Decision as Decision
+from ._decision import RateState as RateState
 from ._errors import BackendError as BackendError
 from ._errors import ConfigurationError as ConfigurationError
 from ._errors import GlideLimitError as GlideLimitError
@@ -26,5 +27,6 @@ __all__ = [
     "MemoryBackend",
     "Rate",
     "RateLimitExceeded",
+    "RateState",
     "ValkeyBackend",
 ]

@@ -6,6 +6,23 @@ from ._rate import Rate
 
 
 @dataclass(frozen=True, slots=True)
+class RateState:
+    """Where one of a limiter's rates stands for a key, as of a decision.
+
+    Attributes:
+        rate: The rate.
+        limit: Its capacity (its limit; for ``gcra``, its burst).
+        remaining: How many more units of cost it allows right now.
+        reset_after: Seconds until it is back to full capacity.
+    """
+
+    rate: Rate
+    limit: int
+    remaining: int
+    reset_after: float
+
+
+@dataclass(frozen=True, slots=True)
 class Decision:
     """The outcome of one rate-limit decision.
 
@@ -18,6 +35,7 @@ class Decision:
             ``math.inf`` when it never can (the cost is above capacity).
         rate: The binding rate: the one that denied, or the one with the least room left.
         degraded: True when decided without the backend, by the failure policy.
+        rates: Every rate's state, in the limiter's order (for headers that list them all).
     """
 
     allowed: bool
@@ -27,3 +45,4 @@ class Decision:
     retry_after: float
     rate: Rate
     degraded: bool = False
+    rates: tuple[RateState, ...] = ()

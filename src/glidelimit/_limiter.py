@@ -11,7 +11,7 @@ from typing import Literal
 
 import anyio
 
-from ._decision import Decision
+from ._decision import Decision, RateState
 from ._errors import BackendError, ConfigurationError, RateLimitExceeded
 from ._rate import MAX_EXACT, Rate, to_rates
 from .algorithms import ALGORITHMS, Limits, Mode, Request
@@ -223,7 +223,7 @@ class Limiter:
             raw = await self.backend.execute(self._algorithm, request)
         except BackendError as exc:
             return await self._degraded(request, exc)
-        return self._decode(raw, request)
+        return self._decode(raw)
 
     async def _degraded(self, request: Request, exc: BackendError) -> Decision:
         policy = self.on_backend_error
@@ -237,42 +237,39 @@ class Limiter:
             )
         rate, cap = self.rates[0], self._limits.capacities[0]
         if policy == "allow":
-            return Decision(True, cap, max(cap - request.cost, 0), 0.0, 0.0, rate, degraded=True)
+            left = max(cap - request.cost, 0)
+            state = RateState(rate, cap, left, 0.0)
+            return Decision(True, cap, left, 0.0, 0.0, rate, True, (state,))
         if policy == "deny":
-            return Decision(False, cap, 0, rate.period, rate.period, rate, degraded=True)
+            state = RateState(rate, cap, 0, rate.period)
+            return Decision(False, cap, 0, rate.period, rate.period, rate, True, (state,))
         assert not isinstance(policy, str)
         raw = await policy.execute(self._algorithm, request)
-        return self._decode(raw, request, degraded=True)
+        return self._decode(raw, degraded=True)
 
-    def _decode(self, raw: list[int], request: Request, degraded: bool = False) -> Decision:
+    def _decode(self, raw: list[int], degraded: bool = False) -> Decision:
         allowed = raw[0] == 1
         limits = self._limits
-        best = 0
-        retry = 0
-        for i in range(len(limits.rates)):
-            ok, remaining, reset, r = raw[1 + 4 * i : 5 + 4 * i]
-            if r < 0 or retry < 0:
-                retry = -1
-            elif r > retry:
-                retry = r
-            if i == 0:
-                continue
-            _, b_remaining, b_reset, b_retry = raw[1 + 4 * best : 5 + 4 * best]
-            if allowed:
-                better = (remaining, -reset) < (b_remaining, -b_reset)
-            else:
-                better = not ok and (
-                    raw[1 + 4 * best] == 1 or (b_retry >= 0 and (r < 0 or r > b_retry))
-                )
-            if better:
-                best = i
-        _, remaining, reset, _ = raw[1 + 4 * best : 5 + 4 * best]
+        states = []
+        retry = 0.0
+        best, best_key = 0, (math.inf, 0.0)
+        for i, (rate, cap) in enumerate(zip(limits.rates, limits.capacities)):
+            ok, remaining, reset, wait = raw[1 + 4 * i : 5 + 4 * i]
+            states.append(RateState(rate, cap, remaining, reset / 1000))
+            wait_ms = math.inf if wait < 0 else float(wait)
+            retry = max(retry, wait_ms)
+            # binding: the denying rate that waits longest, or else the one with least room
+            key = (float(ok), -wait_ms) if not allowed else (float(remaining), -float(reset))
+            if key < best_key:
+                best, best_key = i, key
+        binding = states[best]
         return Decision(
             allowed,
-            limits.capacities[best],
-            remaining,
-            reset / 1000,
-            math.inf if retry < 0 else retry / 1000,
-            limits.rates[best],
+            binding.limit,
+            binding.remaining,
+            binding.reset_after,
+            retry / 1000,
+            binding.rate,
             degraded,
+            tuple(states),
         )
