@@ -7,13 +7,19 @@ import nox
 nox.options.sessions = ["lint", "typecheck", "tests"]
 nox.options.error_on_missing_interpreters = True
 
-TEST_DEPS = ["pytest>=8.2", "pytest-asyncio>=0.24", "hypothesis>=6.100", "trio>=0.25"]
+TEST_DEPS = [
+    "pytest>=8.2",
+    "pytest-asyncio>=0.24",
+    "hypothesis>=6.100",
+    "trio>=0.25",
+    "websockets>=13",  # a real WebSocket client, and uvicorn's WebSocket server
+]
 
 
 @nox.session
 def tests(session: nox.Session) -> None:
     """The whole test suite, against valkey-server processes it starts (standalone + cluster)."""
-    session.install("-e", ".", *TEST_DEPS)
+    session.install("-e", ".[all]", *TEST_DEPS)
     session.run("pytest", *session.posargs)
 
 
@@ -28,7 +34,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on src and tests."""
-    session.install("-e", ".", "mypy", "nox", *TEST_DEPS)
+    session.install("-e", ".[all]", "mypy", "nox", *TEST_DEPS)
     session.run("mypy", "src", "tests", "noxfile.py")
 
 

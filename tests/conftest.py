@@ -68,3 +68,14 @@ async def cluster_backend(cluster_url: str) -> AsyncIterator[ValkeyBackend]:
     backend = ValkeyBackend.from_url(cluster_url)
     yield backend
     await backend.aclose()
+
+
+@pytest.fixture(params=["memory", "valkey"])
+async def http_backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
+    """The HTTP integration tests run on memory and on a standalone Valkey."""
+    if request.param == "memory":
+        yield MemoryBackend()
+        return
+    async with ValkeyBackend.from_url(request.getfixturevalue("valkey_url")) as backend:
+        await backend.connect()
+        yield backend

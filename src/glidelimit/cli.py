@@ -1,52 +1,93 @@
-"""The ``glidelimit`` command: ``glidelimit demo [--url URL]``."""
+"""The ``glidelimit`` command (extra ``cli``).
+
+``glidelimit demo [--url URL]`` serves a FastAPI app limited by glidelimit on 127.0.0.1, fires
+bursts of real HTTP requests at it and prints what came back: on the embedded in-memory
+backend, or on Valkey at URL.
+"""
 
 from __future__ import annotations
 
 import argparse
+import socket
 import sys
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import anyio
 
 from ._limiter import Limiter
-from .algorithms import ALGORITHMS
 from .backends import Backend, MemoryBackend, ValkeyBackend
 
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
-async def demo(url: str | None, rate: str, hits: int, interval: float) -> None:
-    """Fire ``hits`` requests, one every ``interval`` seconds, at one limiter per algorithm
-    and print what each decided: on the embedded memory backend, or on Valkey at ``url``."""
+
+def demo_app(limiter: Limiter) -> FastAPI:
+    """The demo's app: ``GET /items/{item_id}``, limited per client per route."""
+    from fastapi import Depends, FastAPI
+
+    from .fastapi import RateLimit
+
+    app = FastAPI(title="glidelimit demo")
+
+    @app.get("/items/{item_id}", dependencies=[Depends(RateLimit(limiter))])
+    async def item(item_id: int) -> dict[str, int]:
+        return {"id": item_id}
+
+    return app
+
+
+async def demo(url: str | None, rate: str, burst: int, pause: float) -> None:
+    """Serve :func:`demo_app`, fire ``burst`` requests at once, wait ``pause`` s, fire again."""
+    try:
+        import httpx
+        import uvicorn
+    except ImportError as exc:
+        sys.exit(f"glidelimit demo needs the cli extra: pip install 'glidelimit[cli]' ({exc})")
     backend: Backend = MemoryBackend() if url is None else ValkeyBackend.from_url(url)
     if isinstance(backend, ValkeyBackend):
         await backend.connect()
+    limiter = Limiter(rate, backend=backend, name="demo")
+    with socket.socket() as s:  # a free port on loopback
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = uvicorn.Config(
+        demo_app(limiter), host="127.0.0.1", port=port, log_level="warning", proxy_headers=False
+    )
+    server = uvicorn.Server(config)
     where = "the in-memory backend" if url is None else url
-    print(f"glidelimit demo: rate {rate}, one hit every {interval}s, on {where}")
-    print("each cell: + allowed / - denied, then remaining (or retry_after when denied)\n")
-    names = sorted(ALGORITHMS)
-    limiters = [
-        Limiter(rate, algorithm=a, backend=backend, name=f"demo-{a}", on_backend_error="raise")
-        for a in names
-    ]
-    for limiter in limiters:
-        await limiter.reset("demo-user")
-    print(f"{'t (s)':>6}  " + "  ".join(f"{n:>16}" for n in names))
-    start = time.monotonic()
-    for i in range(hits):
-        await anyio.sleep(max(0.0, start + i * interval - time.monotonic()))
-        cells = []
-        for limiter in limiters:
-            d = await limiter.hit("demo-user")
-            cell = f"+ {d.remaining} left" if d.allowed else f"- retry {d.retry_after:.2f}s"
-            cells.append(f"{cell:>16}")
-        print(f"{time.monotonic() - start:6.2f}  " + "  ".join(cells))
-    acquirer = Limiter(rate, backend=backend, name="demo-acquire", on_backend_error="raise")
-    await acquirer.reset("worker")
-    print("\nacquire(): a worker that waits for its turn instead of being denied")
-    start = time.monotonic()
-    for i in range(6):
-        await acquirer.acquire("worker")
-        print(f"  job {i + 1} started at t={time.monotonic() - start:.2f}s")
+    print(f"serving http://127.0.0.1:{port}/items/{{item_id}} limited to {rate} (gcra) on {where}")
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(server.serve)
+        while not server.started:  # noqa: ASYNC110 (uvicorn offers only this flag)
+            await anyio.sleep(0.01)
+        await limiter.reset("ip:127.0.0.1|route:/items/{item_id}")
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            start = time.monotonic()
+            n = 0
+            for round_ in range(2):
+                if round_:
+                    print(f"    ... {pause:g} s later ...")
+                    await anyio.sleep(pause)
+                for i in range(burst):
+                    n += 1
+                    r = await client.get(f"/items/{i + 1}")  # one limit, whatever the id
+                    if n == 1:
+                        print(f"RateLimit-Policy: {r.headers.get('RateLimit-Policy')}\n")
+                        print(
+                            f"{'#':>3} {'t (s)':>6}  {'GET':<10} {'status':<7} "
+                            f"{'RateLimit':<22} Retry-After"
+                        )
+                    print(
+                        f"{n:>3} {time.monotonic() - start:6.2f}  /items/{i + 1:<3} "
+                        f"{r.status_code:<7} {r.headers.get('RateLimit', ''):<22} "
+                        f"{r.headers.get('Retry-After', '')}"
+                    )
+            denied = await client.get("/items/0")
+            if denied.status_code == 429:
+                print(f"\na 429's body ({denied.headers['content-type']}):\n{denied.text}")
+        server.should_exit = True
     await backend.aclose()
 
 
@@ -57,11 +98,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     run = commands.add_parser("demo", help="show limiting happen, on memory or on Valkey")
     run.add_argument("--url", help="a Valkey URL, e.g. valkey://127.0.0.1:6379 (default: memory)")
     run.add_argument("--rate", default="5/2s", help="the rate to demonstrate (default 5/2s)")
-    run.add_argument("--hits", type=int, default=14)
-    run.add_argument("--interval", type=float, default=0.2)
+    run.add_argument("--burst", type=int, default=7, help="requests per burst (default 7)")
+    run.add_argument("--pause", type=float, default=1.0, help="seconds between the bursts")
     args = parser.parse_args(argv)
     try:
-        anyio.run(demo, args.url, args.rate, args.hits, args.interval)
+        anyio.run(demo, args.url, args.rate, args.burst, args.pause)
     except KeyboardInterrupt:
         return 130
     return 0

@@ -1,0 +1,135 @@
+"""aiohttp: a middleware for a whole app, and a decorator for one handler.
+
+>>> from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+>>> from glidelimit.aiohttp import rate_limit, rate_limit_middleware
+>>> app = web.Application(middlewares=[rate_limit_middleware("1000/minute")])
+>>> @rate_limit("10/minute")
+... async def expensive(request: web.Request) -> web.Response:
+...     return web.Response(text="done")
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from typing import TypeAlias
+
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+
+from ._decision import Decision
+from ._http import (
+    PROBLEM_JSON,
+    UNMATCHED_ROUTE,
+    CostFunc,
+    ExemptFunc,
+    HeaderStyle,
+    HttpLimit,
+    KeyFunc,
+    RequestInfo,
+    resolve,
+)
+from ._limiter import Limiter
+from ._rate import Rate
+
+__all__ = ["OnDenied", "rate_limit", "rate_limit_middleware"]
+
+OnDenied: TypeAlias = Callable[
+    [web.Request, Decision], "web.StreamResponse | Awaitable[web.StreamResponse]"
+]
+LimiterLike: TypeAlias = "Limiter | Rate | str | list[Rate | str]"
+
+
+def _info(request: web.Request) -> RequestInfo:
+    # the socket peer, never a header: forwarded addresses are keys.client_ip's business
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    host = peer[0] if isinstance(peer, (tuple, list)) else request.remote
+    resource = request.match_info.route.resource
+    user = request.get("user")
+    return RequestInfo(
+        native=request,
+        client_host=host,
+        method=request.method,
+        path=request.path,
+        route=resource.canonical if resource is not None else UNMATCHED_ROUTE,
+        raw_headers=lambda: request.headers.items(),
+        user=lambda: None if user is None else str(user),
+    )
+
+
+async def _limited(
+    gate: HttpLimit, on_denied: OnDenied | None, request: web.Request, handler: Handler
+) -> web.StreamResponse:
+    decision = await gate.decide(_info(request))
+    if decision is None:
+        return await handler(request)
+    headers = gate.policy.headers(decision)
+    if not decision.allowed:
+        if on_denied is not None:
+            return await resolve(on_denied(request, decision))  # type: ignore[return-value]
+        return web.Response(
+            status=429, body=gate.policy.problem(decision), content_type=PROBLEM_JSON,
+            headers=headers,
+        )  # fmt: skip
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:  # an error response is a response too
+        exc.headers.extend(headers)
+        raise
+    if not response.prepared:  # a streamed response has sent its headers already
+        response.headers.extend(headers)
+    return response
+
+
+def rate_limit_middleware(
+    limiter: LimiterLike,
+    *,
+    key: KeyFunc | None = None,
+    cost: int | CostFunc = 1,
+    headers: HeaderStyle = "ietf",
+    exempt: ExemptFunc | None = None,
+    on_denied: OnDenied | None = None,
+) -> Middleware:
+    """A middleware that limits every request of the app.
+
+    Args:
+        limiter: A Limiter, or a rate (``"100/minute"``, a list of them) to make one from, on
+            the process-wide memory backend.
+        key: Key function; default: the client's IP (socket peer) on the route's canonical
+            template (``/items/{id}``).
+        cost: Units each request costs, or a function of the request that says.
+        headers: ``"ietf"`` (default), ``"ietf+legacy"`` or ``"none"``.
+        exempt: A predicate: True leaves the request unlimited.
+        on_denied: Makes the response for a denied request instead of the 429 problem body.
+    """
+    gate = HttpLimit(limiter, key=key, cost=cost, headers=headers, exempt=exempt)
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        return await _limited(gate, on_denied, request, handler)
+
+    return middleware
+
+
+def rate_limit(
+    limiter: LimiterLike,
+    *,
+    key: KeyFunc | None = None,
+    cost: int | CostFunc = 1,
+    headers: HeaderStyle = "ietf",
+    exempt: ExemptFunc | None = None,
+    on_denied: OnDenied | None = None,
+) -> Callable[[Handler], Handler]:
+    """A decorator that limits one handler; the arguments are those of
+    :func:`rate_limit_middleware`."""
+    gate = HttpLimit(limiter, key=key, cost=cost, headers=headers, exempt=exempt)
+
+    def decorate(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        async def limited(request: web.Request) -> web.StreamResponse:
+            return await _limited(gate, on_denied, request, handler)
+
+        return limited
+
+    return decorate

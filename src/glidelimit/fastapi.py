@@ -1,0 +1,275 @@
+"""FastAPI and Starlette: a dependency per route, a pure-ASGI middleware for a whole app, and a
+WebSocket dependency.
+
+>>> from fastapi import Depends, FastAPI
+>>> from glidelimit.fastapi import RateLimit
+>>> app = FastAPI()
+>>> @app.get("/items/{item_id}", dependencies=[Depends(RateLimit("100/minute"))])
+... async def item(item_id: int) -> dict[str, int]:
+...     return {"id": item_id}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeAlias
+
+from starlette.exceptions import HTTPException, WebSocketException
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import Response
+from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
+
+from ._decision import Decision
+from ._http import (
+    PROBLEM_JSON,
+    UNMATCHED_ROUTE,
+    CostFunc,
+    ExemptFunc,
+    HeaderStyle,
+    HttpLimit,
+    KeyFunc,
+    Policy,
+    RequestInfo,
+    resolve,
+)
+from ._limiter import Limiter
+from ._rate import Rate
+
+__all__ = [
+    "OnDenied",
+    "RateLimit",
+    "RateLimitMiddleware",
+    "RateLimited",
+    "WebSocketRateLimit",
+    "rate_limited_handler",
+]
+
+OnDenied: TypeAlias = Callable[[Request, Decision], "Response | Awaitable[Response]"]
+LimiterLike: TypeAlias = "Limiter | Rate | str | list[Rate | str]"
+
+
+class RateLimited(HTTPException):
+    """Raised by :class:`RateLimit` for a denied request; answered by
+    :func:`rate_limited_handler` with a 429 ``application/problem+json`` response."""
+
+    def __init__(self, decision: Decision, policy: Policy, on_denied: OnDenied | None) -> None:
+        self.decision = decision
+        self.policy = policy
+        self.on_denied = on_denied
+        super().__init__(
+            429, f"rate limit {decision.rate} exceeded", dict(policy.headers(decision))
+        )
+
+
+async def rate_limited_handler(request: Request, exc: Exception) -> Response:
+    """The exception handler for :class:`RateLimited`. :class:`RateLimit` installs it on the
+    app by itself; register your own for ``RateLimited`` (or pass ``on_denied``) to answer
+    differently."""
+    assert isinstance(exc, RateLimited)
+    if exc.on_denied is not None:
+        return await resolve(exc.on_denied(request, exc.decision))  # type: ignore[return-value]
+    return _problem(exc.policy, exc.decision)
+
+
+def _problem(policy: Policy, decision: Decision) -> Response:
+    return Response(
+        policy.problem(decision),
+        status_code=429,
+        headers=dict(policy.headers(decision)),
+        media_type=PROBLEM_JSON,
+    )
+
+
+def _user(scope: Scope) -> str | None:
+    user = scope.get("user")  # set by Starlette's AuthenticationMiddleware
+    if user is None or not getattr(user, "is_authenticated", False):
+        return None
+    return str(getattr(user, "identity", None) or getattr(user, "display_name", None) or user)
+
+
+def _info(conn: HTTPConnection, route: str | None) -> RequestInfo:
+    scope = conn.scope
+    client = scope.get("client")
+    return RequestInfo(
+        native=conn,
+        client_host=client[0] if client else None,
+        method=scope.get("method", "GET"),
+        path=scope["path"],
+        route=route,
+        raw_headers=lambda: (
+            (k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]
+        ),
+        user=lambda: _user(scope),
+    )
+
+
+def _route_of(conn: HTTPConnection) -> str:
+    route = conn.scope.get("route")  # the route the router picked, before dependencies run
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else UNMATCHED_ROUTE
+
+
+class RateLimit:
+    """A FastAPI dependency that limits the route it is on.
+
+    ``Depends(rate_limit)`` as a parameter gives the route the :class:`~glidelimit.Decision`;
+    ``dependencies=[Depends(rate_limit)]`` just limits. An allowed request's response gets the
+    rate-limit headers (unless the route returns a ``Response`` object itself, whose headers
+    FastAPI leaves alone: use :class:`RateLimitMiddleware` then); a denied one is answered
+    with 429, ``Retry-After`` and an ``application/problem+json`` body.
+
+    Args:
+        limiter_or_rate: A Limiter, or a rate (``"100/minute"``, a list of them) to make one
+            from, on the process-wide memory backend.
+        key: Key function; default: the client's IP (socket peer) on the route template.
+        cost: Units each request costs, or a function of the request that says.
+        headers: ``"ietf"`` (default), ``"ietf+legacy"`` or ``"none"``.
+        exempt: A predicate: True leaves the request unlimited.
+        on_denied: Makes the response for a denied request instead of the problem body.
+    """
+
+    def __init__(
+        self,
+        limiter_or_rate: LimiterLike,
+        *,
+        key: KeyFunc | None = None,
+        cost: int | CostFunc = 1,
+        headers: HeaderStyle = "ietf",
+        exempt: ExemptFunc | None = None,
+        on_denied: OnDenied | None = None,
+    ) -> None:
+        self.gate = HttpLimit(limiter_or_rate, key=key, cost=cost, headers=headers, exempt=exempt)
+        self.on_denied = on_denied
+
+    @property
+    def limiter(self) -> Limiter:
+        """The limiter deciding."""
+        return self.gate.limiter
+
+    async def __call__(self, request: Request, response: Response) -> Decision | None:
+        decision = await self.gate.decide(_info(request, _route_of(request)))
+        if decision is None:
+            return None
+        if decision.allowed:
+            response.headers.update(dict(self.gate.policy.headers(decision)))
+            return decision
+        # Starlette's handlers for this app live in the scope: make sure ours is among them
+        handlers = request.scope.get("starlette.exception_handlers")
+        if handlers is not None:
+            handlers[0].setdefault(RateLimited, rate_limited_handler)
+        raise RateLimited(decision, self.gate.policy, self.on_denied)
+
+
+class WebSocketRateLimit:
+    """A FastAPI WebSocket dependency: limits connections, and messages if you ask.
+
+    ``Depends(ws_limit)`` on a WebSocket route refuses a connection over the limit (close code
+    1008, policy violation; before the handshake completes, the client sees HTTP 403).
+    ``await ws_limit.message(websocket)`` inside the route spends on each message and closes
+    the socket with 1008 when a message is over the limit. Same arguments as :class:`RateLimit`
+    (but no headers: WebSocket frames have none).
+    """
+
+    def __init__(
+        self,
+        limiter_or_rate: LimiterLike,
+        *,
+        key: KeyFunc | None = None,
+        cost: int | CostFunc = 1,
+        exempt: ExemptFunc | None = None,
+    ) -> None:
+        self.gate = HttpLimit(limiter_or_rate, key=key, cost=cost, headers="none", exempt=exempt)
+
+    async def __call__(self, websocket: WebSocket) -> Decision | None:
+        return await self.message(websocket)
+
+    async def message(self, websocket: WebSocket) -> Decision | None:
+        """Spend on one connection or message; raises ``WebSocketException(1008)`` if denied."""
+        decision = await self.gate.decide(_info(websocket, _route_of(websocket)))
+        if decision is not None and not decision.allowed:
+            raise WebSocketException(1008, f"rate limit {decision.rate} exceeded")
+        return decision
+
+
+class RateLimitMiddleware:
+    """Pure ASGI middleware that limits every HTTP request of a Starlette or FastAPI app.
+
+    ``app.add_middleware(RateLimitMiddleware, limiter=Limiter("1000/minute"))``. Keys see the
+    route template, resolved from the app's routes (``"<unmatched>"`` for none). Allowed
+    responses get the rate-limit headers, denied requests a 429 problem response. WebSocket
+    and lifespan traffic pass through (use :class:`WebSocketRateLimit`).
+
+    Args:
+        app: The ASGI app to wrap.
+        limiter: A Limiter, or a rate to make one from.
+        key, cost, headers, exempt: As for :class:`RateLimit`.
+        on_denied: Makes the response for a denied request (given a Starlette Request).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        limiter: LimiterLike,
+        key: KeyFunc | None = None,
+        cost: int | CostFunc = 1,
+        headers: HeaderStyle = "ietf",
+        exempt: ExemptFunc | None = None,
+        on_denied: OnDenied | None = None,
+    ) -> None:
+        self.app = app
+        self.gate = HttpLimit(limiter, key=key, cost=cost, headers=headers, exempt=exempt)
+        self.on_denied = on_denied
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        decision = await self.gate.decide(_info(request, _match_route(scope)))
+        if decision is None:
+            await self.app(scope, receive, send)
+            return
+        if not decision.allowed:
+            if self.on_denied is not None:
+                response = await resolve(self.on_denied(request, decision))
+            else:
+                response = _problem(self.gate.policy, decision)
+            await response(scope, receive, send)  # type: ignore[operator]
+            return
+        extra = [(k.lower().encode(), v.encode()) for k, v in self.gate.policy.headers(decision)]
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", ()), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def _match_route(scope: Scope) -> str:
+    # Middleware runs before routing: find the route the router will pick, for its template.
+    app = scope.get("app")
+    router = getattr(app, "router", None)
+    return _match_in(getattr(router, "routes", ()), scope, "") or UNMATCHED_ROUTE
+
+
+def _match_in(routes: Any, scope: Scope, prefix: str) -> str | None:
+    partial = None
+    for route in routes:
+        match, child = route.matches(scope)
+        if match == Match.NONE:
+            continue
+        sub_routes = getattr(route, "routes", None)
+        if sub_routes:  # a Mount: its own routes decide, on the path below it
+            found = _match_in(sub_routes, {**scope, **child}, prefix + str(route.path))
+            if found is not None:
+                return found
+            continue
+        template = prefix + str(route.path)
+        if match == Match.FULL:
+            return template
+        partial = partial or template  # right path, wrong method
+    return partial

@@ -1,0 +1,162 @@
+"""Key functions: which bucket a request counts against.
+
+A key function takes a :class:`RequestInfo` and returns a string (sync or async). Returning
+None leaves the request unlimited, so the functions here fall back to the client's address
+rather than return None. The default key is ``combine(client_ip(), route())``: each client,
+on each route template (``/items/{id}`` is one limit, whatever the id).
+
+>>> from glidelimit import keys
+>>> key = keys.combine(keys.header("X-API-Key"), keys.route())
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+
+from ._errors import ConfigurationError
+from ._http import KeyFunc, RequestInfo, resolve
+
+__all__ = ["KeyFunc", "RequestInfo", "client_ip", "combine", "default", "header", "route", "user"]
+
+_Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+_Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def client_ip(trusted_proxies: Iterable[str] = ()) -> KeyFunc:
+    """The client's IP address.
+
+    By default the socket peer. Only when the peer is one of ``trusted_proxies`` (CIDRs such
+    as ``"10.0.0.0/8"`` or addresses) are ``Forwarded`` / ``X-Forwarded-For`` read, from the
+    right: the client is the right-most hop that is not a trusted proxy. A header sent by an
+    untrusted peer changes nothing, so clients cannot pick their own bucket.
+
+    Raises:
+        ConfigurationError: If a trusted proxy is not an address or a network.
+    """
+    networks: list[_Network] = []
+    for text in [trusted_proxies] if isinstance(trusted_proxies, str) else trusted_proxies:
+        try:
+            networks.append(ipaddress.ip_network(text, strict=False))
+        except ValueError:
+            raise ConfigurationError(
+                f"trusted proxy {text!r} is not an IP address or network (e.g. '10.0.0.0/8')"
+            ) from None
+
+    def trusted(host: str | None) -> bool:
+        address = _parse(host)
+        return address is not None and any(address in net for net in networks)
+
+    def key(request: RequestInfo) -> str:
+        host = request.client_host
+        if networks and trusted(host):
+            for hop in reversed(_forwarded_for(request)):
+                host = hop
+                if not trusted(hop):
+                    break
+        address = _parse(host)
+        return f"ip:{address if address is not None else host or 'unknown'}"
+
+    return key
+
+
+def _forwarded_for(request: RequestInfo) -> list[str]:
+    headers = request.headers
+    forwarded = headers.get("forwarded")
+    if forwarded:  # RFC 7239: for=192.0.2.60;proto=http, for="[2001:db8::1]:4711"
+        hops = []
+        for element in forwarded.split(","):
+            for pair in element.split(";"):
+                name, _, value = pair.strip().partition("=")
+                if name.lower() == "for":
+                    hops.append(value.strip().strip('"'))
+        return hops
+    return [hop.strip() for hop in headers.get("x-forwarded-for", "").split(",") if hop.strip()]
+
+
+def _parse(host: str | None) -> _Address | None:
+    if not host:
+        return None
+    text = host
+    if text.startswith("["):  # [v6] or [v6]:port
+        text = text[1 : text.find("]")] if "]" in text else text[1:]
+    elif text.count(":") == 1:  # v4:port
+        text = text.split(":", 1)[0]
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def header(name: str, *, fallback: KeyFunc | None = None) -> KeyFunc:
+    """The value of request header ``name`` (e.g. an API key).
+
+    Args:
+        name: The header's name (any case).
+        fallback: Used when the header is missing; default ``client_ip()``.
+    """
+    lower = name.lower()
+    otherwise = client_ip() if fallback is None else fallback
+
+    async def key(request: RequestInfo) -> str | None:
+        value = request.headers.get(lower)
+        if value is None:
+            return await resolve(otherwise(request))  # type: ignore[return-value]
+        return f"{lower}:{value}"
+
+    return key
+
+
+def user(*, fallback: KeyFunc | None = None) -> KeyFunc:
+    """The authenticated user (Starlette's ``request.user``, aiohttp's ``request["user"]``).
+
+    Args:
+        fallback: Used for anonymous requests; default ``client_ip()``.
+    """
+    otherwise = client_ip() if fallback is None else fallback
+
+    async def key(request: RequestInfo) -> str | None:
+        identity = request.user
+        if identity is None:
+            return await resolve(otherwise(request))  # type: ignore[return-value]
+        return f"user:{identity}"
+
+    return key
+
+
+def route() -> KeyFunc:
+    """The route's template (``/items/{id}``), never the raw path."""
+
+    def key(request: RequestInfo) -> str:
+        return f"route:{request.route}"
+
+    return key
+
+
+def combine(*funcs: KeyFunc) -> KeyFunc:
+    """A key made of several: e.g. ``combine(client_ip(), route())``, a limit per client per
+    route. None from any part leaves the request unlimited."""
+    if not funcs:
+        raise ConfigurationError("combine() needs at least one key function")
+
+    async def key(request: RequestInfo) -> str | None:
+        parts = []
+        for func in funcs:
+            part = await resolve(func(request))
+            if part is None:
+                return None
+            if not isinstance(part, str):
+                raise ConfigurationError(f"key function {func!r} returned {part!r}, not a str")
+            # escaped, so that no two lists of parts give the same key
+            parts.append(part.replace("\\", "\\\\").replace("|", "\\|"))
+        return "|".join(parts)
+
+    return key
+
+
+def default() -> KeyFunc:
+    """The default key: the client's IP (socket peer) on the route template."""
+    return combine(client_ip(), route())

@@ -1,0 +1,313 @@
+"""FastAPI: the dependency, the middleware and the WebSocket dependency, served by uvicorn over
+real HTTP on loopback, on the memory backend and on Valkey."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import anyio
+import httpx
+import pytest
+from fastapi import Depends, FastAPI, WebSocket
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from _http_servers import serve_asgi
+from _servers import free_port
+from glidelimit import Decision, Limiter, MemoryBackend, ValkeyBackend, keys
+from glidelimit.backends import Backend
+from glidelimit.fastapi import RateLimit, RateLimitMiddleware, WebSocketRateLimit
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def limiter(backend: Backend, name: str, rates: object, **kwargs: object) -> Limiter:
+    """A fixed-window limiter (exact header values), failing loudly on backend errors."""
+    kwargs.setdefault("algorithm", "fixed_window")
+    kwargs.setdefault("on_backend_error", "raise")
+    return Limiter(rates, backend=backend, name=name, **kwargs)  # type: ignore[arg-type]
+
+
+async def test_dependency_statuses_and_headers_across_a_window(
+    http_backend: Backend, name: str
+) -> None:
+    app = FastAPI()
+    limit = RateLimit(limiter(http_backend, name, "3/2s"))
+
+    @app.get("/items/{item_id}", dependencies=[Depends(limit)])
+    async def item(item_id: int) -> dict[str, int]:
+        return {"id": item_id}
+
+    async with serve_asgi(app) as url, httpx.AsyncClient(base_url=url) as client:
+        responses = [await client.get(f"/items/{i}") for i in range(5)]
+        assert [r.status_code for r in responses] == [200, 200, 200, 429, 429]
+        assert all(r.headers["RateLimit-Policy"] == f'"{name}";q=3;w=2' for r in responses)
+        assert [r.headers["RateLimit"] for r in responses] == [
+            f'"{name}";r=2;t=2',
+            f'"{name}";r=1;t=2',
+            f'"{name}";r=0;t=2',
+            f'"{name}";r=0;t=2',
+            f'"{name}";r=0;t=2',
+        ]
+        assert responses[0].json() == {"id": 0}
+        assert "Retry-After" not in responses[0].headers
+        denied = responses[3]
+        assert denied.headers["Retry-After"] == "2"
+        assert denied.headers["content-type"] == "application/problem+json"
+        assert denied.json() == {
+            "type": "about:blank",
+            "title": "Too Many Requests",
+            "status": 429,
+            "detail": "Rate limit 3/2s exceeded; retry after 2 s.",
+            "policy": name,
+            "retry_after": 2,
+        }
+        await anyio.sleep(2.05)  # the window is over
+        again = await client.get("/items/9")
+        assert again.status_code == 200
+        assert again.headers["RateLimit"] == f'"{name}";r=2;t=2'
+
+
+async def test_routes_with_different_limits_and_decision_parameter(
+    http_backend: Backend, name: str
+) -> None:
+    app = FastAPI()
+    cheap = RateLimit(limiter(http_backend, name + "a", "5/hour"))
+    dear = RateLimit(limiter(http_backend, name + "b", "1/hour"))
+
+    @app.get("/cheap")
+    async def cheap_route(decision: Decision | None = Depends(cheap)) -> dict[str, object]:
+        return {"left": decision.remaining if decision else None}
+
+    @app.get("/dear", dependencies=[Depends(dear)])
+    async def dear_route() -> dict[str, str]:
+        return {}
+
+    async with serve_asgi(app) as url, httpx.AsyncClient(base_url=url) as client:
+        assert [(await client.get("/dear")).status_code for _ in range(2)] == [200, 429]
+        assert [(await client.get("/cheap")).json()["left"] for _ in range(3)] == [4, 3, 2]
+
+
+async def test_multi_rate_policies_legacy_headers_and_cost(
+    http_backend: Backend, name: str
+) -> None:
+    app = FastAPI()
+    limit = RateLimit(
+        limiter(http_backend, name, ["4/minute", "10/hour"]), headers="ietf+legacy", cost=2
+    )
+
+    @app.get("/", dependencies=[Depends(limit)])
+    async def root() -> dict[str, str]:
+        return {}
+
+    async with serve_asgi(app) as url, httpx.AsyncClient(base_url=url) as client:
+        r = await client.get("/")
+        assert r.headers["RateLimit-Policy"] == (
+            f'"{name}:4/minute";q=4;w=60, "{name}:10/hour";q=10;w=3600'
+        )
+        assert r.headers["RateLimit"] == f'"{name}:4/minute";r=2;t=60, "{name}:10/hour";r=8;t=3600'
+        assert (r.headers["X-RateLimit-Limit"], r.headers["X-RateLimit-Remaining"]) == ("4", "2")
+        assert r.headers["X-RateLimit-Reset"] == "60"  # delta seconds, not a timestamp
+        assert (await client.get("/")).status_code == 200
+        denied = await client.get("/")
+        assert denied.status_code == 429
+        assert denied.json()["policy"] == f"{name}:4/minute"
+
+
+async def test_one_limit_per_route_template(http_backend: Backend, name: str) -> None:
+    app = FastAPI()
+    limit = RateLimit(limiter(http_backend, name, "3/hour"))
+
+    @app.get("/items/{item_id}", dependencies=[Depends(limit)])
+    async def item(item_id: int) -> dict[str, int]:
+        return {"id": item_id}
+
+    @app.get("/other", dependencies=[Depends(limit)])
+    async def other() -> dict[str, int]:
+        return {}
+
+    async with serve_asgi(app) as url, httpx.AsyncClient(base_url=url) as client:
+        statuses = [(await client.get(f"/items/{i}")).status_code for i in range(4)]
+        assert statuses == [200, 200, 200, 429]  # /items/0../items/3: one limit
+        assert (await client.get("/other")).status_code == 200  # another route, another key
+
+
+async def test_spoofed_forwarded_for_changes_nothing(http_backend: Backend, name: str) -> None:
+    app = FastAPI()
+    limit = RateLimit(limiter(http_backend, name, "2/hour"))  # default key: socket peer
+
+    @app.get("/", dependencies=[Depends(limit)])
+    async def root() -> dict[str, str]:
+        return {}
+
+    async with serve_asgi(app) as url, httpx.AsyncClient(base_url=url) as client:
+        statuses = [
+            (await client.get("/", headers={"X-Forwarded-For": f"10.0.0.{i}"})).status_code
+            for i in range(4)
+        ]
+        statuses.append((await client.get("/", headers={"Forwarded": "for=10.9.9.9"})).status_code)
+        assert statuses == [200, 200, 429, 429, 429]
+
+
+async def test_trusted_proxy_is_honoured(http_backend: Backend, name: str) -> None:
+    app = FastAPI()
+    key = keys.client_ip(trusted_proxies=["127.0.0.0/8", "10.0.0.0/8"])
+    limit = RateLimit(limiter(http_backend, name, "1/hour"), key=key)
+
+    @app.get("/", dependencies=[Depends(limit)])
+    async def root() -> dict[str, str]:
+        return {}
+
+    async with serve_asgi(app) as url, httpx.AsyncClient(base_url=url) as client:
+
+        async def get(xff: str) -> int:
+            return (await client.get("/", headers={"X-Forwarded-For": xff})).status_code
+
+        assert await get("203.0.113.7") == 200
+        assert await get("203.0.113.8") == 200  # another client behind the proxy
+        # the right-most untrusted hop is the client; what it claims to the left is ignored
+        assert await get("1.2.3.4, 203.0.113.7, 10.1.1.1") == 429
+        assert await get("5.6.7.8, 203.0.113.7") == 429
+
+
+async def test_middleware_exemptions_and_unmatched(http_backend: Backend, name: str) -> None:
+    app = FastAPI()
+    app.add_middleware(
+        RateLimitMiddleware,
+        limiter=limiter(http_backend, name, "2/hour"),
+        exempt=lambda request: request.path == "/health",
+    )
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {}
+
+    @app.get("/items/{item_id}")
+    async def item(item_id: int) -> Response:
+        return JSONResponse({"id": item_id})  # a Response object: headers still added
+
+    async with serve_asgi(app) as url, httpx.AsyncClient(base_url=url) as client:
+        checks = [await client.get("/health") for _ in range(5)]
+        assert [r.status_code for r in checks] == [200] * 5
+        assert "RateLimit" not in checks[0].headers
+        items = [await client.get(f"/items/{i}") for i in range(3)]
+        assert [r.status_code for r in items] == [200, 200, 429]
+        assert items[0].headers["RateLimit"] == f'"{name}";r=1;t=3600'
+        assert items[2].headers["Retry-After"] == "3600"
+        assert items[2].json()["status"] == 429
+        # unknown paths share one limit, however many of them there are
+        assert [(await client.get(f"/nope/{i}")).status_code for i in range(3)] == [404, 404, 429]
+
+
+async def test_on_denied_hook(name: str) -> None:
+    app = FastAPI()
+
+    def teapot(request: Request, decision: Decision) -> Response:
+        return JSONResponse({"wait": decision.retry_after}, status_code=418)
+
+    limit = RateLimit(limiter(MemoryBackend(), name, "1/hour"), on_denied=teapot)
+
+    @app.get("/", dependencies=[Depends(limit)])
+    async def root() -> dict[str, str]:
+        return {}
+
+    async with serve_asgi(app) as url, httpx.AsyncClient(base_url=url) as client:
+        assert (await client.get("/")).status_code == 200
+        denied = await client.get("/")
+        assert denied.status_code == 418
+        assert 3590 < denied.json()["wait"] <= 3600
+
+
+@pytest.mark.parametrize(("policy", "status"), [("allow", 200), ("deny", 429)])
+async def test_failure_policy_is_honoured(name: str, policy: str, status: int) -> None:
+    dead = ValkeyBackend.from_url(f"valkey://127.0.0.1:{free_port()}")
+    app = FastAPI()
+    limit = RateLimit(Limiter("5/second", backend=dead, name=name, on_backend_error=policy))  # type: ignore[arg-type]
+
+    @app.get("/", dependencies=[Depends(limit)])
+    async def root() -> dict[str, str]:
+        return {}
+
+    async with serve_asgi(app) as url, httpx.AsyncClient(base_url=url) as client:
+        assert (await client.get("/")).status_code == status
+
+
+async def test_websocket_connects_and_messages(name: str) -> None:
+    app = FastAPI()
+    connects = WebSocketRateLimit(Limiter("2/hour", backend=MemoryBackend(), name=name))
+    messages = WebSocketRateLimit(Limiter("3/hour", backend=MemoryBackend(), name=name))
+
+    @app.websocket("/ws", dependencies=[Depends(connects)])
+    async def ws(websocket: WebSocket) -> None:
+        await websocket.accept()
+        while True:
+            text = await websocket.receive_text()
+            await messages.message(websocket)
+            await websocket.send_text(text)
+
+    async with serve_asgi(app) as url:
+        ws_url = url.replace("http", "ws") + "/ws"
+        async with connect(ws_url) as socket:
+            for i in range(3):
+                await socket.send(str(i))
+                assert await socket.recv() == str(i)
+            await socket.send("one too many")
+            with pytest.raises(ConnectionClosed) as closed:
+                await socket.recv()
+            assert closed.value.rcvd is not None
+            assert closed.value.rcvd.code == 1008  # policy violation
+        async with connect(ws_url):
+            pass
+        with pytest.raises(InvalidStatus) as refused:  # the third connect in an hour
+            async with connect(ws_url):
+                pass
+        assert refused.value.response.status_code == 403
+
+
+def test_two_uvicorn_processes_share_one_valkey_limit(valkey_url: str) -> None:
+    """Two processes of examples/fastapi_app.py on one Valkey: /search allows 5 per 10 s in
+    all, whichever process a request reaches."""
+    ports = [free_port(), free_port()]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                str(EXAMPLES / "fastapi_app.py"),
+                "--url",
+                valkey_url,
+                "--port",
+                str(port),
+            ],
+        )
+        for port in ports
+    ]
+    try:
+        for port in ports:
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
+                    break
+                except httpx.TransportError:
+                    assert time.monotonic() < deadline, "the example app did not start"
+                    time.sleep(0.1)
+        with httpx.Client() as client:
+            client.get(f"http://127.0.0.1:{ports[0]}/health")
+            statuses = [
+                client.get(f"http://127.0.0.1:{ports[i % 2]}/search", params={"q": i}).status_code
+                for i in range(12)
+            ]
+        assert statuses.count(200) == 5
+        assert statuses[:5] == [200] * 5
+        bodies = json.dumps(statuses)
+        assert statuses.count(429) == 7, bodies
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(10)
