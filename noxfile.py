@@ -40,6 +40,10 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Decisions per second, glidelimit against bare glide, in one run (see benchmarks/)."""
-    session.install("-e", ".")
+    """Decisions/s against bare glide, then HTTP requests/s against the peers (benchmarks/).
+
+    The HTTP part needs wrk on PATH (Debian: apt-get install wrk).
+    """
+    session.install("-e", ".[all]", "slowapi", "fastapi-limiter", "pyrate-limiter", "redis")
     session.run("python", "benchmarks/bench.py", *session.posargs)
+    session.run("python", "benchmarks/http_bench.py")

@@ -28,14 +28,12 @@ class Limits:
 
     rates: tuple[Rate, ...]
     capacities: tuple[int, ...]
-    args: tuple[str, ...]  # limit, period_ms, capacity per rate, as the script takes them
+    spec: str  # "limit period_ms capacity" per rate, as the script's argument ends
 
     @classmethod
     def of(cls, rates: tuple[Rate, ...], capacities: tuple[int, ...]) -> Limits:
-        args = []
-        for rate, cap in zip(rates, capacities):
-            args += [str(rate.limit), str(rate.period_ms), str(cap)]
-        return cls(rates, capacities, tuple(args))
+        spec = " ".join(f"{r.limit} {r.period_ms} {cap}" for r, cap in zip(rates, capacities))
+        return cls(rates, capacities, spec)
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,7 @@ local checks = {}
 local allowed = true
 for i = 1, #KEYS do
   local a = 4 + 3 * (i - 1)
-  local c = check(KEYS[i], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]))
+  local c = check(KEYS[i], tonumber(argv[a + 1]), tonumber(argv[a + 2]), tonumber(argv[a + 3]))
   if mode == 2 then
     c.ok = c.retry >= 0 and (max_wait < 0 or c.retry <= max_wait)
   end

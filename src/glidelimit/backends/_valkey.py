@@ -169,12 +169,11 @@ class ValkeyBackend:
         from glide import GlideError
 
         client = await self._get_client()
-        now = "" if request.now is None else str(request.now)
-        args = [now, str(request.cost), str(int(request.mode)), str(request.max_wait)]
-        args += request.limits.args
+        now = "-" if request.now is None else request.now
+        arg = f"{now} {request.cost} {request.mode:d} {request.max_wait} {request.limits.spec}"
         try:
             result = await client.invoke_script(
-                _script(algorithm), keys=list(request.keys), args=args
+                _script(algorithm), keys=list(request.keys), args=[arg]
             )
         except GlideError as exc:
             raise BackendError(f"Valkey failed to run {algorithm.name}: {exc}") from exc

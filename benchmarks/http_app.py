@@ -1,0 +1,105 @@
+"""One trivial FastAPI endpoint, GET /ping, with one of several rate limiters in front of it.
+
+    python benchmarks/http_app.py VARIANT --port 8000 [--url valkey://127.0.0.1:6379]
+
+VARIANT: none, glidelimit-memory, glidelimit-valkey, slowapi (its in-memory storage),
+fastapi-limiter (pyrate-limiter's Redis bucket, on the same Valkey). Each limit is far above
+the load, so every request is allowed and what is measured is the limiter's cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import uvicorn
+from fastapi import Depends, FastAPI, Request
+
+LIMIT = "1000000000/hour"
+
+
+def create_app(variant: str, url: str) -> FastAPI:
+    if variant == "none":
+        app = FastAPI()
+
+        @app.get("/ping")
+        async def ping() -> dict[str, str]:
+            return {"pong": "ok"}
+
+        return app
+
+    if variant.startswith("glidelimit"):
+        from glidelimit import Limiter, MemoryBackend, ValkeyBackend
+        from glidelimit.fastapi import RateLimit
+
+        backend = MemoryBackend() if variant == "glidelimit-memory" else ValkeyBackend.from_url(url)
+        limit = RateLimit(Limiter(LIMIT, backend=backend, name="bench"))
+        app = FastAPI()
+
+        @app.get("/ping", dependencies=[Depends(limit)])
+        async def ping() -> dict[str, str]:
+            return {"pong": "ok"}
+
+        return app
+
+    if variant == "slowapi":
+        from slowapi import Limiter as SlowLimiter
+        from slowapi import _rate_limit_exceeded_handler
+        from slowapi.errors import RateLimitExceeded
+        from slowapi.util import get_remote_address
+
+        slow = SlowLimiter(key_func=get_remote_address)
+        app = FastAPI()
+        app.state.limiter = slow
+        app.add_exception_handler(RateLimitExceeded, _rate_limit_exceeded_handler)  # type: ignore[arg-type]
+
+        @app.get("/ping")
+        @slow.limit(LIMIT)
+        async def ping(request: Request) -> dict[str, str]:
+            return {"pong": "ok"}
+
+        return app
+
+    if variant == "fastapi-limiter":
+        from fastapi_limiter.depends import RateLimiter
+        from pyrate_limiter import Duration, Rate, RedisBucket
+        from pyrate_limiter import Limiter as PyrateLimiter
+        from redis.asyncio import Redis
+
+        holder: dict[str, RateLimiter] = {}
+
+        @asynccontextmanager
+        async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+            redis = Redis.from_url(url.replace("valkey://", "redis://"))
+            bucket = await RedisBucket.init([Rate(1_000_000_000, Duration.HOUR)], redis, "bench")
+            holder["limiter"] = RateLimiter(PyrateLimiter(bucket))
+            yield
+            await redis.aclose()
+
+        app = FastAPI(lifespan=lifespan)
+
+        async def limit(request: Request) -> None:
+            from starlette.responses import Response
+
+            await holder["limiter"](request, Response())
+
+        @app.get("/ping", dependencies=[Depends(limit)])
+        async def ping() -> dict[str, str]:
+            return {"pong": "ok"}
+
+        return app
+
+    raise SystemExit(f"unknown variant {variant!r}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("variant")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--url", default="valkey://127.0.0.1:6379")
+    args = parser.parse_args()
+    uvicorn.run(
+        create_app(args.variant, args.url), host="127.0.0.1", port=args.port,
+        log_level="warning", access_log=False, proxy_headers=False,
+    )  # fmt: skip

@@ -1,0 +1,94 @@
+"""Requests/s of a trivial FastAPI endpoint behind each rate limiter, under one load
+generator (wrk), in one run; ratios against the unlimited endpoint of the same run.
+
+    nox -s bench                  # runs this after bench.py
+    python benchmarks/http_bench.py --seconds 5 --repeats 3
+
+Needs wrk (Debian: apt-get install wrk). Starts its own valkey-server on loopback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))
+from _servers import free_port, standalone  # noqa: E402
+
+VARIANTS = ["none", "glidelimit-memory", "glidelimit-valkey", "slowapi", "fastapi-limiter"]
+
+
+def wrk(port: int, seconds: float, connections: int) -> tuple[float, int]:
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{round(seconds)}s", f"http://127.0.0.1:{port}/ping"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])  # type: ignore[index]
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    return rate, int(bad[1]) if bad else 0
+
+
+def measure(variant: str, url: str, seconds: float, repeats: int, connections: int) -> float:
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, str(HERE / "http_app.py"), variant, "--port", str(port), "--url", url]
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=1).read()
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError(f"{variant}: the app did not start") from None
+                time.sleep(0.1)
+        wrk(port, 1, connections)  # warm up
+        runs = []
+        for _ in range(repeats):
+            rate, bad = wrk(port, seconds, connections)
+            if bad:
+                raise RuntimeError(f"{variant}: {bad} responses were not 2xx: limits too low?")
+            runs.append(rate)
+        return statistics.median(runs)
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=32)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("benchmarks/http_bench.py needs wrk on PATH (Debian: apt-get install wrk)")
+    valkey = standalone()
+    try:
+        results = {
+            v: measure(v, valkey.url, args.seconds, args.repeats, args.connections)
+            for v in VARIANTS
+        }
+    finally:
+        valkey.kill()
+    base = results["none"]
+    print(
+        f"\nGET /ping, wrk -t1 -c{args.connections}, {args.seconds}s x {args.repeats} "
+        "(median), uvicorn, one process\n"
+    )
+    print("| limiter | requests/s | x unlimited |\n|---|---:|---:|")
+    for variant, rate in results.items():
+        print(f"| {variant} | {rate:,.0f} | {rate / base:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
