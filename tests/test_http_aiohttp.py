@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import anyio
 import httpx
 from aiohttp import web
 
 from _http_servers import serve_aiohttp
-from glidelimit import Decision, keys
-from glidelimit.aiohttp import rate_limit, rate_limit_middleware
+from glidelimit import ConcurrencyLimiter, Decision, keys
+from glidelimit.aiohttp import concurrency_limit_middleware, rate_limit, rate_limit_middleware
 from glidelimit.backends import Backend
 from test_http_fastapi import limiter
 
@@ -112,3 +113,33 @@ async def test_on_denied_and_cost(name: str, http_backend: Backend) -> None:
         denied = await client.get("/", headers={"x-cost": "2"})
         assert (denied.status_code, denied.text) == (503, "busy for 3600s")
         assert (await client.get("/")).status_code == 200
+
+
+async def test_concurrency_middleware(http_backend: Backend, name: str) -> None:
+    gate = anyio.Event()
+    app = web.Application(
+        middlewares=[
+            concurrency_limit_middleware(ConcurrencyLimiter(1, backend=http_backend, name=name))
+        ]
+    )
+
+    async def slow(request: web.Request) -> web.Response:
+        await gate.wait()
+        return web.Response(text="done")
+
+    app.router.add_get("/slow", slow)
+    async with serve_aiohttp(app) as url, httpx.AsyncClient(base_url=url) as client:
+        first: list[int] = []
+
+        async def get() -> None:
+            first.append((await client.get("/slow")).status_code)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(get)
+            await anyio.sleep(0.3)
+            refused = await client.get("/slow")
+            assert (refused.status_code, refused.headers["Retry-After"]) == (429, "1")
+            assert refused.headers["content-type"] == "application/problem+json"
+            gate.set()
+        assert first == [200]
+        assert (await client.get("/slow")).status_code == 200

@@ -20,9 +20,14 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from _http_servers import serve_asgi
 from _servers import free_port
-from glidelimit import Decision, Limiter, MemoryBackend, ValkeyBackend, keys
+from glidelimit import ConcurrencyLimiter, Decision, Limiter, MemoryBackend, ValkeyBackend, keys
 from glidelimit.backends import Backend
-from glidelimit.fastapi import RateLimit, RateLimitMiddleware, WebSocketRateLimit
+from glidelimit.fastapi import (
+    ConcurrencyLimit,
+    RateLimit,
+    RateLimitMiddleware,
+    WebSocketRateLimit,
+)
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -311,3 +316,32 @@ def test_two_uvicorn_processes_share_one_valkey_limit(valkey_url: str) -> None:
         for proc in procs:
             proc.terminate()
             proc.wait(10)
+
+
+async def test_concurrency_dependency(http_backend: Backend, name: str) -> None:
+    app = FastAPI()
+    gate = anyio.Event()
+    inflight = ConcurrencyLimit(ConcurrencyLimiter(2, backend=http_backend, name=name))
+
+    @app.get("/slow", dependencies=[Depends(inflight)])
+    async def slow() -> dict[str, str]:
+        await gate.wait()
+        return {}
+
+    async with serve_asgi(app) as url, httpx.AsyncClient(base_url=url) as client:
+        statuses: list[int] = []
+
+        async def get() -> None:
+            statuses.append((await client.get("/slow")).status_code)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(get)
+            tg.start_soon(get)
+            await anyio.sleep(0.3)  # both in flight
+            third = await client.get("/slow")
+            assert third.status_code == 429
+            assert third.headers["Retry-After"] == "1"
+            assert third.json()["detail"] == "Too many requests in flight: at most 2 at once."
+            gate.set()
+        assert statuses == [200, 200]
+        assert (await client.get("/slow")).status_code == 200  # the slots were given back

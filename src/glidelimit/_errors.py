@@ -32,10 +32,11 @@ class RateLimitExceeded(GlideLimitError):
             (``math.inf`` when the cost can never be allowed).
     """
 
-    def __init__(self, decision: Decision) -> None:
+    def __init__(self, decision: Decision, message: str | None = None) -> None:
         self.decision = decision
         super().__init__(
-            f"rate limit {decision.rate} exceeded: retry after {decision.retry_after:.3f}s"
+            message
+            or f"rate limit {decision.rate} exceeded: retry after {decision.retry_after:.3f}s"
         )
 
 

@@ -144,16 +144,21 @@ class Policy:
                 f"Rate limit {decision.rate} exceeded; retry after "
                 f"{max(1, math.ceil(decision.retry_after))} s."
             )
-        body: dict[str, object] = {
-            "type": "about:blank",
-            "title": "Too Many Requests",
-            "status": 429,
-            "detail": detail,
-            "policy": binding,
-        }
-        if not math.isinf(decision.retry_after):
-            body["retry_after"] = max(1, math.ceil(decision.retry_after))
-        return json.dumps(body).encode()
+        return problem(detail, binding, decision.retry_after)
+
+
+def problem(detail: str, policy: str, retry_after: float) -> bytes:
+    """A 429 body, an RFC 9457 problem naming the violated policy."""
+    body: dict[str, object] = {
+        "type": "about:blank",
+        "title": "Too Many Requests",
+        "status": 429,
+        "detail": detail,
+        "policy": policy,
+    }
+    if not math.isinf(retry_after):
+        body["retry_after"] = max(1, math.ceil(retry_after))
+    return json.dumps(body).encode()
 
 
 PROBLEM_JSON = "application/problem+json"
@@ -208,3 +213,22 @@ class HttpLimit:
             return None
         cost = self.cost if isinstance(self.cost, int) else await resolve(self.cost(request))
         return await self.limiter.hit(key, cost)  # type: ignore[arg-type]
+
+
+async def concurrency_key(
+    request: RequestInfo, key: KeyFunc | None, exempt: ExemptFunc | None
+) -> str | None:
+    """The key of a request's in-flight slot (default: the client's IP), or None if exempt."""
+    if exempt is not None and await resolve(exempt(request)):
+        return None
+    if key is None:
+        from .keys import client_ip
+
+        key = client_ip()
+    return await resolve(key(request))  # type: ignore[return-value]
+
+
+def too_many_in_flight(limiter_name: str, max_inflight: int) -> tuple[list[tuple[str, str]], bytes]:
+    """The headers and the problem body of a request refused for lack of a free slot."""
+    detail = f"Too many requests in flight: at most {max_inflight} at once."
+    return [("Retry-After", "1")], problem(detail, limiter_name, 1.0)

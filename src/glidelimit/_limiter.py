@@ -1,13 +1,14 @@
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from types import TracebackType
-from typing import Literal
+from typing import Literal, ParamSpec, TypeVar
 
 import anyio
 
@@ -18,6 +19,8 @@ from .algorithms import ALGORITHMS, Limits, Mode, Request
 from .backends import Backend, MemoryBackend
 
 logger = logging.getLogger("glidelimit")
+P = ParamSpec("P")
+T = TypeVar("T")
 
 FailurePolicy = Literal["allow", "deny", "raise"]
 _POLICIES = ("allow", "deny", "raise")
@@ -198,6 +201,50 @@ class Limiter:
                     raise RateLimitExceeded(decision)
                 wait = min(wait, left)
             await anyio.sleep(wait)
+
+    def throttle(
+        self,
+        key: str | Callable[..., str] | None = None,
+        *,
+        cost: int | Callable[..., int] = 1,
+        wait: bool = True,
+        timeout: float | None = None,
+    ) -> Callable[[Callable[P, Awaitable[T]]], Callable[P, Awaitable[T]]]:
+        """Limit calls of an async function.
+
+        >>> @limiter.throttle(key="payments-api")
+        ... async def charge(order): ...
+
+        Args:
+            key: The key every call spends on, or a function of the call's arguments that
+                gives it; default: the function's qualified name.
+            cost: What each call costs, or a function of the call's arguments that says
+                (tokens of an LLM prompt, say).
+            wait: True waits for the call's turn (:meth:`acquire`); False raises at once.
+            timeout: With ``wait``, the longest wait in seconds.
+
+        Raises:
+            RateLimitExceeded: From a call that cannot be allowed (in time).
+        """
+
+        def decorate(func: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+            default_key = f"{func.__module__}.{func.__qualname__}"
+
+            @functools.wraps(func)
+            async def throttled(*args: P.args, **kwargs: P.kwargs) -> T:
+                k = key(*args, **kwargs) if callable(key) else key or default_key
+                c = cost(*args, **kwargs) if callable(cost) else cost
+                if wait:
+                    await self.acquire(k, c, timeout)
+                else:
+                    decision = await self.hit(k, c)
+                    if not decision.allowed:
+                        raise RateLimitExceeded(decision)
+                return await func(*args, **kwargs)
+
+            return throttled
+
+        return decorate
 
     async def reset(self, key: str) -> None:
         """Forget ``key``'s usage on every rate."""

@@ -18,7 +18,9 @@ from typing import TypeAlias
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
+from ._concurrency import ConcurrencyLimiter
 from ._decision import Decision
+from ._errors import RateLimitExceeded
 from ._http import (
     PROBLEM_JSON,
     UNMATCHED_ROUTE,
@@ -28,12 +30,14 @@ from ._http import (
     HttpLimit,
     KeyFunc,
     RequestInfo,
+    concurrency_key,
     resolve,
+    too_many_in_flight,
 )
 from ._limiter import Limiter
 from ._rate import Rate
 
-__all__ = ["OnDenied", "rate_limit", "rate_limit_middleware"]
+__all__ = ["OnDenied", "concurrency_limit_middleware", "rate_limit", "rate_limit_middleware"]
 
 OnDenied: TypeAlias = Callable[
     [web.Request, Decision], "web.StreamResponse | Awaitable[web.StreamResponse]"
@@ -108,6 +112,37 @@ def rate_limit_middleware(
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await _limited(gate, on_denied, request, handler)
+
+    return middleware
+
+
+def concurrency_limit_middleware(
+    limiter: ConcurrencyLimiter,
+    *,
+    key: KeyFunc | None = None,
+    timeout: float = 0.0,
+    exempt: ExemptFunc | None = None,
+) -> Middleware:
+    """A middleware that caps requests in flight per key (default: per client IP), across
+    every process sharing the limiter's backend. A request that finds no free slot within
+    ``timeout`` seconds (default 0) is answered with 429, ``Retry-After: 1`` and a problem
+    body."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        key_text = await concurrency_key(_info(request), key, exempt)
+        if key_text is None:
+            return await handler(request)
+        try:
+            slot = limiter.slot(key_text, timeout)
+            await slot.__aenter__()
+        except RateLimitExceeded:
+            headers, body = too_many_in_flight(limiter.name, limiter.max_inflight)
+            return web.Response(status=429, body=body, content_type=PROBLEM_JSON, headers=headers)
+        try:
+            return await handler(request)
+        finally:
+            await slot.__aexit__(None, None, None)
 
     return middleware
 

@@ -11,8 +11,8 @@ WebSocket dependency.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeAlias
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, NoReturn, TypeAlias
 
 from starlette.exceptions import HTTPException, WebSocketException
 from starlette.requests import HTTPConnection, Request
@@ -21,7 +21,9 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
+from ._concurrency import ConcurrencyLimiter
 from ._decision import Decision
+from ._errors import RateLimitExceeded
 from ._http import (
     PROBLEM_JSON,
     UNMATCHED_ROUTE,
@@ -30,14 +32,16 @@ from ._http import (
     HeaderStyle,
     HttpLimit,
     KeyFunc,
-    Policy,
     RequestInfo,
+    concurrency_key,
     resolve,
+    too_many_in_flight,
 )
 from ._limiter import Limiter
 from ._rate import Rate
 
 __all__ = [
+    "ConcurrencyLimit",
     "OnDenied",
     "RateLimit",
     "RateLimitMiddleware",
@@ -54,13 +58,24 @@ class RateLimited(HTTPException):
     """Raised by :class:`RateLimit` for a denied request; answered by
     :func:`rate_limited_handler` with a 429 ``application/problem+json`` response."""
 
-    def __init__(self, decision: Decision, policy: Policy, on_denied: OnDenied | None) -> None:
+    def __init__(
+        self,
+        decision: Decision,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        on_denied: OnDenied | None,
+    ) -> None:
         self.decision = decision
-        self.policy = policy
+        self.body = body
         self.on_denied = on_denied
-        super().__init__(
-            429, f"rate limit {decision.rate} exceeded", dict(policy.headers(decision))
-        )
+        super().__init__(429, "Too Many Requests", dict(headers))
+
+    def raise_in(self, request: HTTPConnection) -> NoReturn:
+        # Starlette's handlers for this app live in the scope: make sure ours is among them
+        handlers = request.scope.get("starlette.exception_handlers")
+        if handlers is not None:
+            handlers[0].setdefault(RateLimited, rate_limited_handler)
+        raise self
 
 
 async def rate_limited_handler(request: Request, exc: Exception) -> Response:
@@ -70,16 +85,12 @@ async def rate_limited_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RateLimited)
     if exc.on_denied is not None:
         return await resolve(exc.on_denied(request, exc.decision))  # type: ignore[return-value]
-    return _problem(exc.policy, exc.decision)
+    return Response(exc.body, status_code=429, headers=exc.headers, media_type=PROBLEM_JSON)
 
 
-def _problem(policy: Policy, decision: Decision) -> Response:
-    return Response(
-        policy.problem(decision),
-        status_code=429,
-        headers=dict(policy.headers(decision)),
-        media_type=PROBLEM_JSON,
-    )
+def _denied(gate: HttpLimit, decision: Decision, on_denied: OnDenied | None) -> RateLimited:
+    policy = gate.policy
+    return RateLimited(decision, policy.headers(decision), policy.problem(decision), on_denied)
 
 
 def _user(scope: Scope) -> str | None:
@@ -155,11 +166,7 @@ class RateLimit:
         if decision.allowed:
             response.headers.update(dict(self.gate.policy.headers(decision)))
             return decision
-        # Starlette's handlers for this app live in the scope: make sure ours is among them
-        handlers = request.scope.get("starlette.exception_handlers")
-        if handlers is not None:
-            handlers[0].setdefault(RateLimited, rate_limited_handler)
-        raise RateLimited(decision, self.gate.policy, self.on_denied)
+        _denied(self.gate, decision, self.on_denied).raise_in(request)
 
 
 class WebSocketRateLimit:
@@ -191,6 +198,51 @@ class WebSocketRateLimit:
         if decision is not None and not decision.allowed:
             raise WebSocketException(1008, f"rate limit {decision.rate} exceeded")
         return decision
+
+
+class ConcurrencyLimit:
+    """A FastAPI dependency that caps requests in flight per key (default: per client IP),
+    across every process sharing the limiter's backend.
+
+    ``dependencies=[Depends(ConcurrencyLimit(ConcurrencyLimiter(5, backend=backend)))]``: a
+    request that finds no free slot within ``timeout`` is answered with 429, ``Retry-After: 1``
+    and a problem body; the slot is held until the route's response is made.
+
+    Args:
+        limiter: The concurrency limiter.
+        key: Key function; default: ``keys.client_ip()``.
+        timeout: Seconds to wait for a slot (default 0: refuse at once).
+        exempt: A predicate: True leaves the request unlimited.
+    """
+
+    def __init__(
+        self,
+        limiter: ConcurrencyLimiter,
+        *,
+        key: KeyFunc | None = None,
+        timeout: float = 0.0,
+        exempt: ExemptFunc | None = None,
+    ) -> None:
+        self.limiter = limiter
+        self.key = key
+        self.timeout = timeout
+        self.exempt = exempt
+
+    async def __call__(self, request: Request) -> AsyncIterator[Decision | None]:
+        key = await concurrency_key(_info(request, _route_of(request)), self.key, self.exempt)
+        if key is None:
+            yield None
+            return
+        slot = self.limiter.slot(key, self.timeout)
+        try:
+            decision = await slot.__aenter__()
+        except RateLimitExceeded as exc:
+            headers, body = too_many_in_flight(self.limiter.name, self.limiter.max_inflight)
+            RateLimited(exc.decision, headers, body, None).raise_in(request)
+        try:
+            yield decision
+        finally:
+            await slot.__aexit__(None, None, None)
 
 
 class RateLimitMiddleware:
@@ -233,11 +285,10 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         if not decision.allowed:
-            if self.on_denied is not None:
-                response = await resolve(self.on_denied(request, decision))
-            else:
-                response = _problem(self.gate.policy, decision)
-            await response(scope, receive, send)  # type: ignore[operator]
+            response = await rate_limited_handler(
+                request, _denied(self.gate, decision, self.on_denied)
+            )
+            await response(scope, receive, send)
             return
         extra = [(k.lower().encode(), v.encode()) for k, v in self.gate.policy.headers(decision)]
 

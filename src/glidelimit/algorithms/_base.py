@@ -20,6 +20,8 @@ class Mode(enum.IntEnum):
     HIT = 0
     PEEK = 1  # decide as a hit of cost 1 would, consume nothing
     RESERVE = 2  # consume now if allowed within max_wait; the result's retry is the wait
+    RELEASE = 3  # concurrency only: give a slot back
+    RENEW = 4  # concurrency only: extend a held slot's lease
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +48,7 @@ class Request:
     mode: Mode = Mode.HIT
     max_wait: int = -1  # ms; RESERVE only; -1: no limit
     now: int | None = None  # ms; tests only: None reads the backend's clock
+    token: str = ""  # concurrency only: the slot holder
 
 
 class Check(NamedTuple):
@@ -68,6 +71,8 @@ class Algorithm:
 
     name: ClassVar[str]
     reservable: ClassVar[bool] = False
+    #: the files the script is made of, in order ({name} is the algorithm's own)
+    parts: ClassVar[tuple[str, ...]] = ("_prelude.lua", "{name}.lua", "_driver.lua")
 
     def check(self, state: Any, now: int, cost: int, limit: int, period: int, cap: int) -> Check:
         raise NotImplementedError
@@ -79,8 +84,9 @@ class Algorithm:
     def lua(self) -> str:
         """The whole script: shared head, this algorithm's body, shared tail."""
         here = resources.files(__package__)
-        parts = ("_prelude.lua", f"{self.name}.lua", "_driver.lua")
-        return "\n".join((here / part).read_text("utf-8") for part in parts)
+        return "\n".join(
+            (here / part.format(name=self.name)).read_text("utf-8") for part in self.parts
+        )
 
     def decide(
         self, states: list[Any], request: Request, now: int

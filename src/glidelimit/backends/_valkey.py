@@ -139,7 +139,7 @@ class ValkeyBackend:
             GlideError,
         )
 
-        from ..algorithms import ALGORITHMS
+        from ..algorithms import SCRIPTS
 
         config = self._config
         try:
@@ -154,7 +154,7 @@ class ValkeyBackend:
         # Load every script up front (on every primary of a cluster), so that the first calls
         # do not each go through NOSCRIPT and glide's warning about it.
         try:
-            for algorithm in ALGORITHMS.values():
+            for algorithm in SCRIPTS:
                 load: list[str | bytes] = ["SCRIPT", "LOAD", algorithm.lua]
                 if isinstance(client, GlideClusterClient):
                     await client.custom_command(load, AllPrimaries())
@@ -173,7 +173,9 @@ class ValkeyBackend:
         arg = f"{now} {request.cost} {request.mode:d} {request.max_wait} {request.limits.spec}"
         try:
             result = await client.invoke_script(
-                _script(algorithm), keys=list(request.keys), args=[arg]
+                _script(algorithm),
+                keys=list(request.keys),
+                args=[arg, request.token] if request.token else [arg],
             )
         except GlideError as exc:
             raise BackendError(f"Valkey failed to run {algorithm.name}: {exc}") from exc

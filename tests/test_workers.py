@@ -1,0 +1,140 @@
+"""Workers sharing a quota across processes: fleet-fair acquire(), throttle()."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import sys
+import time
+
+import anyio
+import pytest
+
+from _servers import Server, cli
+from glidelimit import Limiter, MemoryBackend, RateLimitExceeded
+from glidelimit.backends import Backend
+
+WAITER = """
+import asyncio, json, sys, time
+from glidelimit import Limiter, ValkeyBackend
+
+async def main(url, name, process, processes, per_process, start):
+    async with ValkeyBackend.from_url(url) as backend:
+        await backend.connect()
+        limiter = Limiter("20/second", backend=backend, name=name, on_backend_error="raise")
+        start, process, processes = float(start), int(process), int(processes)
+
+        async def waiter(j):
+            # arrivals interleave across processes, 5 ms apart: a known global order
+            order = j * processes + process
+            await asyncio.sleep(max(0.0, start + order * 0.005 - time.time()))
+            await limiter.acquire("quota", timeout=30)
+            return order, time.time()
+
+        print(json.dumps(await asyncio.gather(*(waiter(j) for j in range(int(per_process))))))
+
+asyncio.run(main(*sys.argv[1:]))
+"""
+
+
+def evalsha_calls(server: Server) -> int:
+    for line in cli(server.port, "INFO", "commandstats").splitlines():
+        if line.startswith("cmdstat_evalsha:"):
+            return int(line.split("calls=")[1].split(",")[0])
+    return 0
+
+
+def test_fleet_fair_acquire(valkey: Server, name: str) -> None:
+    """40 waiters in 4 processes on a 20/s gcra quota: the burst of 20, then exactly one every
+    50 ms, in arrival order across the processes, with one script call per waiter."""
+    processes, per_process = 4, 10
+    calls_before = evalsha_calls(valkey)
+    start = time.time() + 3  # every process has connected by then
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                WAITER,
+                valkey.url,
+                name,
+                str(p),
+                str(processes),
+                str(per_process),
+                str(start),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for p in range(processes)
+    ]
+    admitted: list[tuple[int, float]] = []
+    for proc in procs:
+        out, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 0
+        admitted += [(order, at) for order, at in json.loads(out.splitlines()[-1])]
+    admitted.sort()
+    times = [at for _, at in admitted]
+    # first come, first served across processes: admission times follow arrival order
+    assert all(b >= a - 0.002 for a, b in itertools.pairwise(times))
+    for i, at in enumerate(times):
+        arrival = start + i * 0.005
+        # the burst of 20, then the rate: the i-th admission is never earlier than GCRA's
+        # schedule (the first instant the bucket holds a token for it) ...
+        schedule = start + max(0, i - 19) * 0.05
+        assert at >= schedule - 0.005, i
+        # ... and not much later than that, or than its arrival: waiters sleep to their slot
+        assert at <= max(arrival, schedule) + 0.1, i
+    # so never more than 20 in any one-second span after the burst
+    after = times[20:]
+    assert all(sum(1 for u in after[i:] if u < t + 1.0) <= 20 for i, t in enumerate(after))
+    # about one script call per admitted acquire: no polling
+    assert evalsha_calls(valkey) - calls_before <= processes * per_process + 2
+
+
+async def test_acquire_with_token_cost(backend: Backend, name: str) -> None:
+    """An LLM-style quota: 1000 tokens a second, calls costing what their prompt costs."""
+    limiter = Limiter("1000/second", backend=backend, name=name, on_backend_error="raise")
+    started = anyio.current_time()
+    for tokens in [600, 300, 500]:  # 1400 tokens: the last 400 wait for 0.4 s of refill
+        await limiter.acquire("llm", cost=tokens)
+    assert 0.35 < anyio.current_time() - started < 0.8
+    with pytest.raises(RateLimitExceeded) as info:
+        await limiter.acquire("llm", cost=1001)  # more than the bucket holds: at once
+    assert info.value.decision.retry_after == float("inf")
+
+
+async def test_throttle_decorator(name: str) -> None:
+    limiter = Limiter("2/second", backend=MemoryBackend(), name=name, burst=2)
+    calls: list[str] = []
+
+    @limiter.throttle(key=lambda user, **_: f"user:{user}", cost=lambda user, n=1: n)
+    async def fetch(user: str, n: int = 1) -> str:
+        calls.append(user)
+        return user
+
+    started = anyio.current_time()
+    assert await fetch("a", n=2) == "a"
+    assert await fetch("b") == "b"  # another key: not held up
+    assert anyio.current_time() - started < 0.1
+    assert await fetch("a") == "a"  # waits for a's refill
+    assert anyio.current_time() - started >= 0.45
+
+    @limiter.throttle(wait=False)
+    async def strict() -> int:
+        return 1
+
+    assert [await strict(), await strict()] == [1, 1]
+    with pytest.raises(RateLimitExceeded):
+        await strict()
+
+    @limiter.throttle("shared", timeout=0.1)
+    async def impatient() -> None:
+        pass
+
+    await impatient()
+    await impatient()
+    with pytest.raises(RateLimitExceeded):
+        await impatient()  # the next slot is 0.5 s away
+    assert calls == ["a", "b", "a"]
