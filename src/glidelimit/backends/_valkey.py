@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 
 _SCHEMES = {"valkey": False, "redis": False, "valkeys": True, "rediss": True}
 _MIN_BACKOFF, _MAX_BACKOFF = 0.25, 1.0  # seconds between attempts to reach a down server
+# Calls per batch at most: smaller batches keep several in flight, so that the server runs
+# one while this process prepares the next.
+_BATCH = 32
 _scripts: dict[str, Script] = {}
 # glide's Script.__del__ logs through its FFI, which fails once the interpreter is shutting down
 atexit.register(_scripts.clear)
@@ -65,6 +68,7 @@ class ValkeyBackend:
         self._connect_error: BackendError | None = None
         self._retry_at = 0.0
         self._backoff = 0.0
+        self._gathering: tuple[Client, list[_Call]] | None = None
 
     @classmethod
     def from_url(cls, url: str, **glide_options: object) -> ValkeyBackend:
@@ -86,6 +90,7 @@ class ValkeyBackend:
         backend._config = _config_from_url(url, glide_options)
         backend._loop = backend._lock = backend._lock_loop = backend._connect_error = None
         backend._retry_at = backend._backoff = 0.0
+        backend._gathering = None
         return backend
 
     async def connect(self) -> None:
@@ -166,20 +171,24 @@ class ValkeyBackend:
         return client
 
     async def execute(self, algorithm: Algorithm, request: Request) -> list[int]:
-        from glide import GlideError
-
         client = await self._get_client()
-        now = "-" if request.now is None else request.now
-        arg = f"{now} {request.cost} {request.mode:d} {request.max_wait} {request.limits.spec}"
-        try:
-            result = await client.invoke_script(
-                _script(algorithm),
-                keys=list(request.keys),
-                args=[arg, request.token] if request.token else [arg],
-            )
-        except GlideError as exc:
-            raise BackendError(f"Valkey failed to run {algorithm.name}: {exc}") from exc
-        return cast("list[int]", result)  # every script returns a list of integers
+        call = _Call(algorithm, request)
+        gathering = self._gathering
+        if gathering is not None and gathering[0] is client and len(gathering[1]) < _BATCH:
+            # another call of this event-loop turn is gathering a batch: go out with it
+            call.done = anyio.Event()
+            gathering[1].append(call)
+            await call.done.wait()
+            return call.result()
+        # Lead a batch: let the calls that are ready in this loop turn join it (one pass of
+        # the loop, no timer: a lone call goes out at once), then send them all together.
+        calls = [call]
+        self._gathering = (client, calls)
+        await anyio.lowlevel.cancel_shielded_checkpoint()
+        self._gathering = None
+        with anyio.CancelScope(shield=True):  # the others wait on this round trip too
+            await _send(client, calls)
+        return call.result()
 
     async def delete(self, keys: Sequence[str]) -> None:
         from glide import GlideError
@@ -207,6 +216,74 @@ class ValkeyBackend:
             # RuntimeError: its event loop is gone; the connection is closed all the same
             with contextlib.suppress(RuntimeError):
                 await client.close()
+
+
+class _Call:
+    """One decision on its way to Valkey, alone or in a batch."""
+
+    __slots__ = ("algorithm", "args", "done", "error", "keys", "value")
+
+    def __init__(self, algorithm: Algorithm, request: Request) -> None:
+        self.algorithm = algorithm
+        self.keys: list[str | bytes] = list(request.keys)
+        now = "-" if request.now is None else request.now
+        arg = f"{now} {request.cost} {request.mode:d} {request.max_wait} {request.limits.spec}"
+        self.args: list[str | bytes] = [arg, request.token] if request.token else [arg]
+        self.done: anyio.Event | None = None  # set for a call that waits on another's batch
+        self.value: object = None
+        self.error: BaseException | None = None
+
+    def fail(self, exc: BaseException) -> None:
+        error = BackendError(f"Valkey failed to run {self.algorithm.name}: {exc}")
+        error.__cause__ = exc
+        self.error = error
+
+    def result(self) -> list[int]:
+        if self.error is not None:
+            raise self.error
+        return cast("list[int]", self.value)  # every script returns a list of integers
+
+
+async def _send(client: Client, calls: list[_Call]) -> None:
+    """Run ``calls`` on Valkey: one EVALSHA, or a pipeline (a non-atomic glide Batch) of them.
+
+    A batch has no NOSCRIPT fallback of its own: its calls that found the script cache
+    flushed go again one by one through ``invoke_script``, which loads the script.
+    """
+    from glide import Batch, ClusterBatch, GlideClusterClient, GlideError
+
+    try:
+        again = calls
+        if len(calls) > 1:
+            batch = ClusterBatch(False) if isinstance(client, GlideClusterClient) else Batch(False)
+            for call in calls:
+                sha = _script(call.algorithm).get_hash()
+                batch.custom_command(["EVALSHA", sha, str(len(call.keys)), *call.keys, *call.args])
+            try:
+                results = await client.exec(batch, raise_on_error=False)
+            except GlideError as exc:
+                for call in calls:
+                    call.fail(exc)
+                return
+            again = []
+            for call, value in zip(calls, results or ()):
+                if not isinstance(value, GlideError):
+                    call.value = value
+                elif "NoScript" in str(value) or "NOSCRIPT" in str(value):
+                    again.append(call)
+                else:
+                    call.fail(value)
+        for call in again:
+            try:
+                call.value = await client.invoke_script(
+                    _script(call.algorithm), keys=call.keys, args=call.args
+                )
+            except GlideError as exc:
+                call.fail(exc)
+    finally:
+        for call in calls:
+            if call.done is not None:
+                call.done.set()
 
 
 def _config_from_url(url: str, options: dict[str, object]) -> Config:

@@ -1,0 +1,83 @@
+"""Decisions that reach the Valkey backend in the same event-loop turn go out as one pipeline;
+the results are those of the same calls made one by one."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+
+from _servers import Server, cli
+from glidelimit import BackendError, Limiter, Rate, ValkeyBackend
+from glidelimit.algorithms import ALGORITHMS, Limits, Mode, Request
+
+
+def requests(tag: str, base: int) -> list[tuple[str, Request]]:
+    """A mix of algorithms, keys (several slots), costs and modes, at explicit times."""
+    out = []
+    for i in range(120):
+        algorithm = sorted(ALGORITHMS)[i % 4]
+        rates = (Rate(5, 1), Rate(20, 60))
+        caps = (5, 20)
+        key = f"{{{tag}:{i % 7}}}"
+        keys = (f"co:{key}:{algorithm}:a", f"co:{key}:{algorithm}:b")
+        mode = Mode.PEEK if i % 9 == 0 else Mode.HIT
+        out.append(
+            (algorithm, Request(keys, Limits.of(rates, caps), 1 + i % 3, mode, now=base + i * 7))
+        )
+    return out
+
+
+@pytest.mark.parametrize("deployment", ["valkey", "cluster"])
+async def test_batched_results_equal_one_by_one(
+    request: pytest.FixtureRequest, deployment: str
+) -> None:
+    url = request.getfixturevalue("valkey_url" if deployment == "valkey" else "cluster_url")
+    async with ValkeyBackend.from_url(url) as backend:
+        base = 1_700_000_000_000
+        together_calls = requests(uuid.uuid4().hex, base)
+        together = await asyncio.gather(
+            *(backend.execute(ALGORITHMS[a], r) for a, r in together_calls)
+        )
+        one_by_one = [
+            await backend.execute(ALGORITHMS[a], r) for a, r in requests(uuid.uuid4().hex, base)
+        ]
+    assert together == one_by_one
+    assert sum(out[0] for out in together) > 30  # a real mix of allowed and denied
+    assert sum(1 - out[0] for out in together) > 30
+
+
+async def test_an_error_fails_only_its_own_call(valkey: Server, name: str) -> None:
+    async with ValkeyBackend.from_url(valkey.url) as backend:
+        limiter = Limiter("5/second", backend=backend, name=name, on_backend_error="raise")
+        (wrong,) = limiter.keys("wrong")
+        cli(valkey.port, "SET", wrong, "not a hash")  # WRONGTYPE for the script
+        results = await asyncio.gather(
+            *(limiter.hit(f"k{i}") for i in range(10)), limiter.hit("wrong"),
+            return_exceptions=True,
+        )  # fmt: skip
+    assert all(not isinstance(r, BaseException) and r.allowed for r in results[:10])
+    assert isinstance(results[10], BackendError)
+    assert "WRONGTYPE" in str(results[10])
+
+
+@pytest.mark.parametrize("deployment", ["valkey", "cluster"])
+async def test_a_flushed_script_cache_under_concurrent_calls(
+    request: pytest.FixtureRequest, deployment: str, name: str
+) -> None:
+    """A pipeline has no NOSCRIPT fallback of its own; its calls go again, one by one."""
+    servers: list[Server] = (
+        [request.getfixturevalue("valkey")]
+        if deployment == "valkey"
+        else request.getfixturevalue("valkey_cluster")
+    )
+    url = request.getfixturevalue("valkey_url" if deployment == "valkey" else "cluster_url")
+    async with ValkeyBackend.from_url(url) as backend:
+        limiter = Limiter("5/hour", backend=backend, name=name, on_backend_error="raise")
+        await limiter.hit("warm")
+        for server in servers:
+            cli(server.port, "SCRIPT", "FLUSH")
+        decisions = await asyncio.gather(*(limiter.hit(f"k{i % 20}") for i in range(100)))
+    assert sum(d.allowed for d in decisions) == 100  # 5 per key, 20 keys
+    assert not any(d.degraded for d in decisions)
