@@ -5,6 +5,7 @@
 >>> # decision = await limiter.hit("user:42")
 """
 
+from ._breaker import CircuitBreaker as CircuitBreaker
 from ._decision import Decision as Decision
 from ._decision import RateState as RateState
 from ._errors import BackendError as BackendError
@@ -20,6 +21,7 @@ from .backends import ValkeyBackend as ValkeyBackend
 __all__ = [
     "Backend",
     "BackendError",
+    "CircuitBreaker",
     "ConfigurationError",
     "Decision",
     "GlideLimitError",

@@ -11,6 +11,7 @@ from typing import Literal
 
 import anyio
 
+from ._breaker import CircuitBreaker
 from ._decision import Decision, RateState
 from ._errors import BackendError, ConfigurationError, RateLimitExceeded
 from ._rate import MAX_EXACT, Rate, to_rates
@@ -50,6 +51,11 @@ class Limiter:
         on_backend_error: What a decision is when the backend fails: ``"allow"`` (fail open),
             ``"deny"``, ``"raise"`` (:class:`BackendError`), or another Backend to decide on.
             Decisions made this way have ``degraded=True``.
+        backend_timeout: The time budget of one decision, in seconds: past it, the failure
+            policy decides (a call that timed out may still have been counted). The default
+            is below glide's 250 ms request timeout, so the budget is what bounds a call.
+        breaker: Skips a backend that keeps failing, then probes it (default:
+            ``CircuitBreaker()``, one per limiter; share one among limiters of a backend).
 
     Raises:
         ConfigurationError: Naming the bad argument.
@@ -65,6 +71,8 @@ class Limiter:
         prefix: str = "glidelimit:",
         burst: int | Sequence[int] | None = None,
         on_backend_error: FailurePolicy | Backend = "allow",
+        backend_timeout: float = 0.2,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         self.rates = to_rates(rates)  # type: ignore[arg-type]
         if algorithm not in ALGORITHMS:
@@ -89,6 +97,18 @@ class Limiter:
                 f"got {on_backend_error!r}"
             )
         self.on_backend_error = on_backend_error
+        if (
+            isinstance(backend_timeout, bool)
+            or not isinstance(backend_timeout, (int, float))
+            or not backend_timeout > 0
+        ):
+            raise ConfigurationError(
+                f"backend_timeout must be a positive number of seconds, got {backend_timeout!r}"
+            )
+        self.backend_timeout = backend_timeout
+        if breaker is not None and not isinstance(breaker, CircuitBreaker):
+            raise ConfigurationError(f"breaker must be a CircuitBreaker, got {breaker!r}")
+        self.breaker = CircuitBreaker() if breaker is None else breaker
         self._limits = Limits.of(self.rates, self._capacities(burst))
         self._max_cost = MAX_EXACT // max(r.period_ms for r in self.rates)
         # Every key of one (limiter, key) shares the hash tag {name:key}, so that a decision is
@@ -219,33 +239,59 @@ class Limiter:
         await self.aclose()
 
     async def _decide(self, request: Request) -> Decision:
+        breaker = self.breaker
+        if not breaker.attempt():
+            error = BackendError(
+                f"backend skipped for now after {breaker.failures} failures in a row; "
+                f"the last: {breaker.last_error}"
+            )
+            error.__cause__ = breaker.last_error
+            return await self._degraded(request, error)
         try:
-            raw = await self.backend.execute(self._algorithm, request)
+            raw = await self._ask(self.backend, request)
         except BackendError as exc:
+            breaker.failed(exc)
             return await self._degraded(request, exc)
+        breaker.succeeded()
         return self._decode(raw)
+
+    async def _ask(self, backend: Backend, request: Request) -> list[int]:
+        with anyio.move_on_after(self.backend_timeout):
+            return await backend.execute(self._algorithm, request)
+        raise BackendError(
+            f"no answer within the {self.backend_timeout:g}s budget "
+            "(the call may still have been counted)"
+        )
 
     async def _degraded(self, request: Request, exc: BackendError) -> Decision:
         policy = self.on_backend_error
         if policy == "raise":
             raise exc
+        if not isinstance(policy, str):
+            try:
+                decision = self._decode(await self._ask(policy, request), degraded=True)
+            except BackendError as fallback_exc:
+                exc = BackendError(f"{exc}; the fallback failed too: {fallback_exc}")
+                policy = "allow"
+            else:
+                self._warn(policy, exc)
+                return decision
+        self._warn(policy, exc)
+        rate, cap = self.rates[0], self._limits.capacities[0]
+        if policy == "allow":
+            left = max(cap - request.cost, 0)
+            state = RateState(rate, cap, left, 0.0)
+            return Decision(True, cap, left, 0.0, 0.0, rate, True, (state,))
+        state = RateState(rate, cap, 0, rate.period)
+        return Decision(False, cap, 0, rate.period, rate.period, rate, True, (state,))
+
+    def _warn(self, policy: object, exc: BackendError) -> None:
         now = time.monotonic()
         if now - self._last_warning >= _WARN_EVERY:
             self._last_warning = now
             logger.warning(
                 "limiter %r decides without its backend (%s): %s", self.name, policy, exc
             )
-        rate, cap = self.rates[0], self._limits.capacities[0]
-        if policy == "allow":
-            left = max(cap - request.cost, 0)
-            state = RateState(rate, cap, left, 0.0)
-            return Decision(True, cap, left, 0.0, 0.0, rate, True, (state,))
-        if policy == "deny":
-            state = RateState(rate, cap, 0, rate.period)
-            return Decision(False, cap, 0, rate.period, rate.period, rate, True, (state,))
-        assert not isinstance(policy, str)
-        raw = await policy.execute(self._algorithm, request)
-        return self._decode(raw, degraded=True)
 
     def _decode(self, raw: list[int], degraded: bool = False) -> Decision:
         allowed = raw[0] == 1
