@@ -1,5 +1,5 @@
-"""The failure policy, the time budget and the circuit breaker, on a backend that fails
-on demand."""
+"""The failure policy, the time budget, the circuit breaker and the local deny cache, on a
+backend that fails on demand."""
 
 from __future__ import annotations
 
@@ -173,6 +173,72 @@ def test_budget_under_trio(name: str) -> None:
     trio.run(main)
 
 
+async def test_local_cache_denies_without_a_round_trip(backend: Backend, name: str) -> None:
+    counted = Flaky(backend)
+    limiter = Limiter(
+        "2/second",
+        backend=counted,
+        name=name,
+        algorithm="fixed_window",
+        local_cache=True,
+        on_backend_error="raise",
+    )
+    await limiter.hit("k", cost=2)
+    denied = await limiter.hit("k", cost=2)
+    assert not denied.allowed
+    assert 0 < denied.retry_after <= 1
+    calls = counted.calls
+    for _ in range(100):
+        d = await limiter.hit("k", cost=2)
+        assert (d.allowed, d.degraded) == (False, False)
+        assert 0 < d.retry_after <= denied.retry_after
+        assert d.reset_after <= denied.reset_after
+        assert not (await limiter.hit("k", cost=3)).allowed  # a larger cost: denied too
+        await limiter.peek("other")  # other keys are asked
+    assert counted.calls == calls + 100  # the peeks at "other" only
+    await limiter.hit("k", cost=1)  # a smaller cost may be allowed sooner: it is asked
+    assert counted.calls == calls + 101
+    await anyio.sleep(denied.retry_after + 0.05)
+    assert (await limiter.hit("k", cost=2)).allowed  # expired with retry_after
+    assert counted.calls == calls + 102
+
+
+async def test_reset_clears_the_local_cache(name: str) -> None:
+    limiter = Limiter("1/hour", name=name, backend=MemoryBackend(), local_cache=True)
+    await limiter.hit("k")
+    assert not (await limiter.hit("k")).allowed
+    await limiter.reset("k")
+    assert (await limiter.hit("k")).allowed
+
+
+async def test_degraded_denials_are_not_cached(name: str) -> None:
+    backend = Flaky()
+    limiter = Limiter(
+        "1/hour",
+        backend=backend,
+        name=name,
+        on_backend_error="deny",
+        local_cache=True,
+        breaker=CircuitBreaker(failures=1000),
+    )
+    backend.mode = "fail"
+    assert not (await limiter.hit("k")).allowed
+    backend.mode = "ok"  # back: the next decision is the backend's own
+    d = await limiter.hit("k")
+    assert (d.allowed, d.degraded) == (True, False)
+
+
+async def test_local_cache_is_bounded(name: str) -> None:
+    from glidelimit import _limiter
+
+    limiter = Limiter("1/hour", name=name, backend=MemoryBackend(), local_cache=True)
+    for i in range(_limiter._DENIED_MAX + 100):
+        await limiter.hit(f"k{i}")
+        await limiter.hit(f"k{i}")
+    assert limiter._denied is not None
+    assert len(limiter._denied) == _limiter._DENIED_MAX
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -181,6 +247,7 @@ def test_budget_under_trio(name: str) -> None:
         ({"backend_timeout": math.nan}, "backend_timeout"),
         ({"backend_timeout": "1"}, "backend_timeout"),
         ({"breaker": 3}, "breaker must be a CircuitBreaker, got 3"),
+        ({"local_cache": "yes"}, "local_cache must be True or False, got 'yes'"),
     ],
 )
 def test_limiter_rejects(kwargs: dict[str, object], message: str) -> None:

@@ -23,6 +23,7 @@ logger = logging.getLogger("glidelimit")
 FailurePolicy = Literal["allow", "deny", "raise"]
 _POLICIES = ("allow", "deny", "raise")
 _WARN_EVERY = 10.0  # seconds between two warnings about a failing backend
+_DENIED_MAX = 10_000  # keys held by one limiter's local deny cache
 
 _default_backend: MemoryBackend | None = None
 
@@ -56,6 +57,10 @@ class Limiter:
             is below glide's 250 ms request timeout, so the budget is what bounds a call.
         breaker: Skips a backend that keeps failing, then probes it (default:
             ``CircuitBreaker()``, one per limiter; share one among limiters of a backend).
+        local_cache: Remember denials in this process: a key denied with ``retry_after=r``
+            is denied for ``r`` (for that cost or more) with no round trip. Saves the backend
+            from clients that hammer while denied; a reset made by another process is not
+            seen until ``r`` has passed.
 
     Raises:
         ConfigurationError: Naming the bad argument.
@@ -73,6 +78,7 @@ class Limiter:
         on_backend_error: FailurePolicy | Backend = "allow",
         backend_timeout: float = 0.2,
         breaker: CircuitBreaker | None = None,
+        local_cache: bool = False,
     ) -> None:
         self.rates = to_rates(rates)  # type: ignore[arg-type]
         if algorithm not in ALGORITHMS:
@@ -109,6 +115,10 @@ class Limiter:
         if breaker is not None and not isinstance(breaker, CircuitBreaker):
             raise ConfigurationError(f"breaker must be a CircuitBreaker, got {breaker!r}")
         self.breaker = CircuitBreaker() if breaker is None else breaker
+        if not isinstance(local_cache, bool):
+            raise ConfigurationError(f"local_cache must be True or False, got {local_cache!r}")
+        # backend key of the first rate -> (denied until, for this cost or more, the decision)
+        self._denied: dict[str, tuple[float, int, Decision]] | None = {} if local_cache else None
         self._limits = Limits.of(self.rates, self._capacities(burst))
         self._max_cost = MAX_EXACT // max(r.period_ms for r in self.rates)
         # Every key of one (limiter, key) shares the hash tag {name:key}, so that a decision is
@@ -220,8 +230,11 @@ class Limiter:
             await anyio.sleep(wait)
 
     async def reset(self, key: str) -> None:
-        """Forget ``key``'s usage on every rate."""
-        await self.backend.delete(self.keys(key))
+        """Forget ``key``'s usage on every rate (and its denial in this process's cache)."""
+        keys = self.keys(key)
+        if self._denied is not None:
+            self._denied.pop(keys[0], None)
+        await self.backend.delete(keys)
 
     async def aclose(self) -> None:
         """Close the backend."""
@@ -239,6 +252,11 @@ class Limiter:
         await self.aclose()
 
     async def _decide(self, request: Request) -> Decision:
+        cache = self._denied if request.mode != Mode.RESERVE else None
+        if cache is not None:
+            cached = self._cached_denial(cache, request)
+            if cached is not None:
+                return cached
         breaker = self.breaker
         if not breaker.attempt():
             error = BackendError(
@@ -253,7 +271,13 @@ class Limiter:
             breaker.failed(exc)
             return await self._degraded(request, exc)
         breaker.succeeded()
-        return self._decode(raw)
+        decision = self._decode(raw)
+        if cache is not None and not decision.allowed and decision.retry_after < math.inf:
+            if len(cache) >= _DENIED_MAX:
+                del cache[next(iter(cache))]  # the oldest: forgetting one only costs a trip
+            until = time.monotonic() + decision.retry_after
+            cache[request.keys[0]] = (until, request.cost, decision)
+        return decision
 
     async def _ask(self, backend: Backend, request: Request) -> list[int]:
         with anyio.move_on_after(self.backend_timeout):
@@ -261,6 +285,30 @@ class Limiter:
         raise BackendError(
             f"no answer within the {self.backend_timeout:g}s budget "
             "(the call may still have been counted)"
+        )
+
+    @staticmethod
+    def _cached_denial(
+        cache: dict[str, tuple[float, int, Decision]], request: Request
+    ) -> Decision | None:
+        entry = cache.get(request.keys[0])
+        if entry is None:
+            return None
+        until, cost, decision = entry
+        left = until - time.monotonic()
+        if left <= 0:
+            del cache[request.keys[0]]
+            return None
+        if request.cost < cost:  # a smaller cost may be allowed sooner: ask
+            return None
+        passed = decision.retry_after - left
+        return replace(
+            decision,
+            retry_after=left,
+            reset_after=max(decision.reset_after - passed, 0.0),
+            rates=tuple(
+                replace(s, reset_after=max(s.reset_after - passed, 0.0)) for s in decision.rates
+            ),
         )
 
     async def _degraded(self, request: Request, exc: BackendError) -> Decision:
