@@ -1,5 +1,5 @@
 """The failure policy, the time budget, the circuit breaker and the local deny cache, on a
-backend that fails on demand."""
+backend that fails on demand; bad and abusive input on every backend."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from typing import Literal
 import anyio
 import pytest
 import trio
+from hypothesis import given
+from hypothesis import strategies as st
 
 from glidelimit import (
     BackendError,
@@ -239,6 +241,51 @@ async def test_local_cache_is_bounded(name: str) -> None:
     assert len(limiter._denied) == _limiter._DENIED_MAX
 
 
+KEYS = [
+    "x" * 10_240,
+    "{braces}",
+    "}{",
+    "a}b{c}",
+    "line\nbreak\r\n",
+    "tab\there",
+    "nul\x00byte",
+    "ünïcødé ключ 键 🔑",
+    " ",
+]
+
+
+@pytest.mark.parametrize("algorithm", ["gcra", "fixed_window", "sliding_window", "sliding_log"])
+async def test_odd_keys_work(backend: Backend, name: str, algorithm: str) -> None:
+    limiter = Limiter(
+        ["2/hour", "3/day"],
+        backend=backend,
+        name=name,
+        algorithm=algorithm,
+        on_backend_error="raise",
+    )
+    for key in KEYS:
+        assert (await limiter.hit(key)).remaining == 1
+    for key in KEYS:  # each key counts on its own
+        assert (await limiter.hit(key)).remaining == 0
+        assert not (await limiter.hit(key)).allowed
+        await limiter.reset(key)
+        assert (await limiter.hit(key)).remaining == 1
+
+
+_names = st.text(alphabet=st.characters(blacklist_characters=":{}"), min_size=1, max_size=8)
+_keys = st.text(alphabet="ab:{}\n", min_size=1, max_size=12)
+
+
+@given(_names, _keys, _names, _keys)
+def test_names_and_keys_never_collide(name1: str, key1: str, name2: str, key2: str) -> None:
+    rates = ["1/s", "2/s"]
+    keys1 = set(Limiter(rates, name=name1).keys(key1))
+    keys2 = set(Limiter(rates, name=name2).keys(key2))
+    assert (keys1 == keys2) == ((name1, key1) == (name2, key2))
+    if (name1, key1) != (name2, key2):
+        assert not keys1 & keys2
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -253,3 +300,16 @@ async def test_local_cache_is_bounded(name: str) -> None:
 def test_limiter_rejects(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         Limiter("1/s", **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("cost", [10**30, 2**53, math.inf, -math.inf, math.nan, 1e300])
+async def test_absurd_costs_are_rejected(cost: float) -> None:
+    limiter = Limiter("10/second", backend=MemoryBackend())
+    with pytest.raises(ConfigurationError, match="cost"):
+        await limiter.hit("k", cost=cost)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("rate", ["1/99999999999999d", "9999999999999999/hour", "1/0.0001ms"])
+def test_absurd_rates_are_rejected(rate: str) -> None:
+    with pytest.raises(ConfigurationError, match=rf"invalid rate '{rate}'|cannot parse rate"):
+        Limiter(rate)
