@@ -119,10 +119,11 @@ def standalone() -> Server:
     return server
 
 
-def cluster(primaries: int = 3) -> list[Server]:
+def cluster(primaries: int = 3, replicas: int = 0, node_timeout_ms: int = 3000) -> list[Server]:
+    """A cluster of ``primaries`` primaries, each with ``replicas`` replicas (in sync on return)."""
     servers = []
     try:
-        for _ in range(primaries):
+        for _ in range(primaries * (1 + replicas)):
             server = Server(
                 free_port(),
                 tempfile.mkdtemp(prefix="glidelimit-cluster-"),
@@ -132,7 +133,7 @@ def cluster(primaries: int = 3) -> list[Server]:
                     "--cluster-config-file",
                     "nodes.conf",
                     "--cluster-node-timeout",
-                    "3000",
+                    str(node_timeout_ms),
                 ),
             )
             server.start()
@@ -144,12 +145,14 @@ def cluster(primaries: int = 3) -> list[Server]:
             "create",
             *nodes,
             "--cluster-replicas",
-            "0",
+            str(replicas),
             "--cluster-yes",
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            if all("cluster_state:ok" in cli(s.port, "CLUSTER", "INFO") for s in servers):
+            if all("cluster_state:ok" in cli(s.port, "CLUSTER", "INFO") for s in servers) and all(
+                "master_link_status:down" not in cli(s.port, "INFO", "replication") for s in servers
+            ):
                 return servers
             time.sleep(0.1)
         raise RuntimeError("the cluster did not reach cluster_state:ok")
@@ -157,3 +160,84 @@ def cluster(primaries: int = 3) -> list[Server]:
         for server in servers:
             server.kill()
         raise
+
+
+def _crc16(data: bytes) -> int:
+    crc = 0
+    for byte in data:
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
+        crc &= 0xFFFF
+    return crc
+
+
+def keyslot(key: str) -> int:
+    """The cluster slot of ``key`` (CRC16 of its hash tag, as Valkey computes it)."""
+    raw = key.encode()
+    start = raw.find(b"{")
+    if start >= 0:
+        end = raw.find(b"}", start + 1)
+        if end > start + 1:
+            raw = raw[start + 1 : end]
+    return _crc16(raw) % 16384
+
+
+def primaries(servers: list[Server]) -> dict[int, list[tuple[int, int]]]:
+    """Port of each primary that serves slots -> its slot ranges, as a live node sees them."""
+    for server in servers:
+        if server.proc is None:
+            continue
+        owners: dict[int, list[tuple[int, int]]] = {}
+        for line in cli(server.port, "CLUSTER", "NODES").splitlines():
+            fields = line.split()
+            if "master" not in fields[2].split(",") or "fail" in fields[2]:
+                continue
+            port = int(fields[1].split("@")[0].rsplit(":", 1)[1])
+            for item in fields[8:]:
+                if not item.startswith("["):  # "[slot->-id]": a slot being moved
+                    low, _, high = item.partition("-")
+                    owners.setdefault(port, []).append((int(low), int(high or low)))
+        return owners
+    raise RuntimeError("no live node")
+
+
+def owner(servers: list[Server], slot: int) -> Server:
+    """The server that serves ``slot`` as a primary."""
+    for port, ranges in primaries(servers).items():
+        if any(low <= slot <= high for low, high in ranges):
+            return next(s for s in servers if s.port == port)
+    raise RuntimeError(f"no primary serves slot {slot}")
+
+
+def node_id(server: Server) -> str:
+    return cli(server.port, "CLUSTER", "MYID").strip()
+
+
+def migrate_slot(servers: list[Server], slot: int, target: Server, pause: float) -> None:
+    """Move ``slot`` to ``target`` one key at a time, ``pause`` seconds apart, as
+    ``valkey-cli --cluster reshard`` does: clients see MOVED, ASK and TRYAGAIN meanwhile."""
+    source = owner(servers, slot)
+    source_id, target_id = node_id(source), node_id(target)
+    cli(target.port, "CLUSTER", "SETSLOT", str(slot), "IMPORTING", source_id)
+    cli(source.port, "CLUSTER", "SETSLOT", str(slot), "MIGRATING", target_id)
+    for _ in range(10_000):
+        keys = cli(source.port, "CLUSTER", "GETKEYSINSLOT", str(slot), "1").split()
+        if not keys:
+            break
+        cli(source.port, "MIGRATE", HOST, str(target.port), "", "0", "5000", "KEYS", keys[0])
+        time.sleep(pause)
+    for server in (target, source, *servers):
+        if server.proc is not None and "master" in cli(server.port, "ROLE"):
+            cli(server.port, "CLUSTER", "SETSLOT", str(slot), "NODE", target_id)
+
+
+def replica_of(servers: list[Server], primary: Server) -> Server:
+    """One replica of ``primary``."""
+    primary_id = node_id(primary)
+    for line in cli(primary.port, "CLUSTER", "NODES").splitlines():
+        fields = line.split()
+        if "slave" in fields[2] and fields[3] == primary_id:
+            port = int(fields[1].split("@")[0].rsplit(":", 1)[1])
+            return next(s for s in servers if s.port == port)
+    raise RuntimeError(f"primary on port {primary.port} has no replica")
