@@ -37,7 +37,7 @@ class CircuitBreaker:
     def __init__(
         self,
         failures: int = 3,
-        cooldown: float = 0.5,
+        cooldown: float = 0.25,
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
