@@ -11,6 +11,7 @@ import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 HOST = "127.0.0.1"
 
@@ -55,6 +56,47 @@ def cli(port: int, *args: str, check: bool = True) -> str:
     if check and done.returncode != 0:
         raise RuntimeError(f"valkey-cli {' '.join(args)} failed: {done.stdout}{done.stderr}")
     return done.stdout
+
+
+Reply = str | int | None | list["Reply"]
+
+
+def command(port: int, *args: str) -> Reply:
+    """One command over a plain socket, with no valkey-cli process: forking one from a test
+    that runs traffic stalls its event loop for as long as the fork takes."""
+    with socket.create_connection((HOST, port), timeout=60) as sock:
+        parts = [b"*%d\r\n" % len(args)]
+        for arg in args:
+            raw = arg.encode()
+            parts.append(b"$%d\r\n%s\r\n" % (len(raw), raw))
+        sock.sendall(b"".join(parts))
+        reply = _read(sock.makefile("rb"))
+    if isinstance(reply, _Error):
+        raise RuntimeError(f"{' '.join(args)} failed on port {port}: {reply}")
+    return reply
+
+
+class _Error(str):
+    pass
+
+
+def _read(stream: BinaryIO) -> Reply:
+    line = stream.readline()[:-2].decode()
+    kind, rest = line[:1], line[1:]
+    if kind == "+":
+        return rest
+    if kind == "-":
+        return _Error(rest)
+    if kind == ":":
+        return int(rest)
+    if kind == "$":
+        if int(rest) < 0:
+            return None
+        data = stream.read(int(rest) + 2)[:-2].decode()
+        return data
+    if kind == "*":
+        return None if int(rest) < 0 else [_read(stream) for _ in range(int(rest))]
+    raise RuntimeError(f"unexpected reply {line!r}")
 
 
 @dataclass
@@ -189,7 +231,7 @@ def primaries(servers: list[Server]) -> dict[int, list[tuple[int, int]]]:
         if server.proc is None:
             continue
         owners: dict[int, list[tuple[int, int]]] = {}
-        for line in cli(server.port, "CLUSTER", "NODES").splitlines():
+        for line in str(command(server.port, "CLUSTER", "NODES")).splitlines():
             fields = line.split()
             if "master" not in fields[2].split(",") or "fail" in fields[2]:
                 continue
@@ -211,7 +253,7 @@ def owner(servers: list[Server], slot: int) -> Server:
 
 
 def node_id(server: Server) -> str:
-    return cli(server.port, "CLUSTER", "MYID").strip()
+    return str(command(server.port, "CLUSTER", "MYID"))
 
 
 def migrate_slot(servers: list[Server], slot: int, target: Server, pause: float) -> None:
@@ -219,23 +261,26 @@ def migrate_slot(servers: list[Server], slot: int, target: Server, pause: float)
     ``valkey-cli --cluster reshard`` does: clients see MOVED, ASK and TRYAGAIN meanwhile."""
     source = owner(servers, slot)
     source_id, target_id = node_id(source), node_id(target)
-    cli(target.port, "CLUSTER", "SETSLOT", str(slot), "IMPORTING", source_id)
-    cli(source.port, "CLUSTER", "SETSLOT", str(slot), "MIGRATING", target_id)
+    command(target.port, "CLUSTER", "SETSLOT", str(slot), "IMPORTING", source_id)
+    command(source.port, "CLUSTER", "SETSLOT", str(slot), "MIGRATING", target_id)
     for _ in range(10_000):
-        keys = cli(source.port, "CLUSTER", "GETKEYSINSLOT", str(slot), "1").split()
+        keys = command(source.port, "CLUSTER", "GETKEYSINSLOT", str(slot), "1")
         if not keys:
             break
-        cli(source.port, "MIGRATE", HOST, str(target.port), "", "0", "5000", "KEYS", keys[0])
+        assert isinstance(keys, list)
+        key = str(keys[0])
+        command(source.port, "MIGRATE", HOST, str(target.port), "", "0", "5000", "KEYS", key)
         time.sleep(pause)
     for server in (target, source, *servers):
-        if server.proc is not None and "master" in cli(server.port, "ROLE"):
-            cli(server.port, "CLUSTER", "SETSLOT", str(slot), "NODE", target_id)
+        role = command(server.port, "ROLE") if server.proc is not None else None
+        if isinstance(role, list) and role[0] == "master":
+            command(server.port, "CLUSTER", "SETSLOT", str(slot), "NODE", target_id)
 
 
 def replica_of(servers: list[Server], primary: Server) -> Server:
     """One replica of ``primary``."""
     primary_id = node_id(primary)
-    for line in cli(primary.port, "CLUSTER", "NODES").splitlines():
+    for line in str(command(primary.port, "CLUSTER", "NODES")).splitlines():
         fields = line.split()
         if "slave" in fields[2] and fields[3] == primary_id:
             port = int(fields[1].split("@")[0].rsplit(":", 1)[1])
