@@ -107,6 +107,9 @@ async def test_budget_then_breaker_then_probe(name: str) -> None:
         with anyio.fail_after(2):  # the budget, not this, must end the call
             d = await limiter.hit("k")
         assert (d.allowed, d.degraded) == (True, True)
+    assert isinstance(breaker.last_error, BackendError)
+    assert "budget" in str(breaker.last_error)
+    assert isinstance(breaker.last_error.__cause__, TimeoutError)
     assert breaker.open
     assert backend.calls == 3
     for _ in range(100):  # decided at once, with no call to the backend

@@ -284,12 +284,14 @@ class Limiter:
             # It never waits, so there is nothing to time; and under asyncio every budget is a
             # timer that stays in the loop's heap until the loop next runs.
             return await backend.execute(self._algorithm, request)
-        with anyio.move_on_after(self.backend_timeout):
-            return await backend.execute(self._algorithm, request)
-        raise BackendError(
-            f"no answer within the {self.backend_timeout:g}s budget "
-            "(the call may still have been counted)"
-        )
+        try:
+            with anyio.fail_after(self.backend_timeout):
+                return await backend.execute(self._algorithm, request)
+        except TimeoutError as exc:
+            raise BackendError(
+                f"no answer within the {self.backend_timeout:g}s budget "
+                "(the call may still have been counted)"
+            ) from exc
 
     @staticmethod
     def _cached_denial(
