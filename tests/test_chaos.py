@@ -1,6 +1,7 @@
 """Chaos on real valkey-server processes, with 200 coroutines deciding all along.
 
-Each scenario asserts, with counts: no exception reaches a caller (the policy is "allow");
+Each scenario asserts, with counts: no exception reaches a caller (but BackendError under
+"raise");
 every call returns within the time budget + 50 ms; once the server is back, decisions made by
 it resume within 2 s; and once back (throughout, where no data is lost) no key is admitted
 beyond its limit.
@@ -12,6 +13,7 @@ import signal
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Literal
 
 import anyio
 import pytest
@@ -28,13 +30,13 @@ from _servers import (
     replica_of,
     standalone,
 )
-from glidelimit import Decision, Limiter, ValkeyBackend
+from glidelimit import BackendError, Decision, Limiter, ValkeyBackend
 
 BUDGET = 0.2  # the default backend_timeout
 SLACK = 0.05
 RECOVERY = 2.0
 WORKERS = 200
-PAUSE = 0.05
+PAUSE = 0.1
 
 
 @dataclass
@@ -76,7 +78,10 @@ class Traffic:
 
     def report(self, back: float) -> float:
         """Assert what every scenario promises; return the recovery time after ``back``."""
-        assert self.errors == []
+        if self.limiter.on_backend_error == "raise":  # BackendError, chained, and nothing else
+            assert all(type(e) is BackendError and e.__cause__ for e in self.errors)
+        else:
+            assert self.errors == []
         durations = [end - start for start, end, *_ in self.calls]
         slow = [d for d in durations if d > BUDGET + SLACK]
         assert slow == [], (
@@ -195,7 +200,10 @@ async def test_script_flush_under_load(
         await assert_exact(backend, name, "after", hget_n(servers[0].port, *cluster_flag))
 
 
-async def test_sigkill_with_calls_in_flight_then_restart(own_server: Server, name: str) -> None:
+@pytest.mark.parametrize("policy", ["allow", "raise"])
+async def test_sigkill_with_calls_in_flight_then_restart(
+    own_server: Server, name: str, policy: Literal["allow", "raise"]
+) -> None:
     in_flight = []
 
     def kill_and_restart(traffic: Traffic) -> float:
@@ -212,9 +220,10 @@ async def test_sigkill_with_calls_in_flight_then_restart(own_server: Server, nam
         return back
 
     async with ValkeyBackend.from_url(own_server.url) as backend:
-        limiter = Limiter("1000000/hour", backend=backend, name=name)
-        await chaos(limiter, [f"user:{i}" for i in range(50)], kill_and_restart)
+        limiter = Limiter("1000000/hour", backend=backend, name=name, on_backend_error=policy)
+        traffic = await chaos(limiter, [f"user:{i}" for i in range(50)], kill_and_restart)
         assert in_flight == [WORKERS]
+        assert (len(traffic.errors) > 0) == (policy == "raise")
         await assert_exact(backend, name, "after", hget_n(own_server.port))
 
 
