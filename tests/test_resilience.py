@@ -167,6 +167,15 @@ async def test_warning_is_rate_limited(name: str, caplog: pytest.LogCaptureFixtu
     assert name in caplog.records[0].getMessage()
 
 
+async def test_no_budget(name: str) -> None:
+    backend = Flaky()
+    backend.mode = "hang"
+    limiter = Limiter("1/hour", backend=backend, name=name, backend_timeout=None)
+    with anyio.move_on_after(0.3) as scope:
+        await limiter.hit("k")
+    assert scope.cancelled_caught  # only the caller's own deadline ends it
+
+
 def test_budget_under_trio(name: str) -> None:
     async def main() -> None:
         backend = Flaky()
