@@ -1,10 +1,9 @@
 """Chaos on real valkey-server processes, with 200 coroutines deciding all along.
 
-Each scenario asserts, with counts: no exception reaches a caller (but BackendError under
-"raise");
-every call returns within the time budget + 50 ms; once the server is back, decisions made by
-it resume within 2 s; and once back (throughout, where no data is lost) no key is admitted
-beyond its limit.
+Each scenario asserts, with counts: no exception reaches a caller (under "raise", only
+chained BackendErrors); every call returns within the time budget + 50 ms; once the server is
+back, decisions made by it resume within 2 s; and once back (throughout, where no data is
+lost) no key is admitted beyond its limit.
 """
 
 from __future__ import annotations
