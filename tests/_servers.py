@@ -11,6 +11,7 @@ import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 HOST = "127.0.0.1"
 
@@ -55,6 +56,47 @@ def cli(port: int, *args: str, check: bool = True) -> str:
     if check and done.returncode != 0:
         raise RuntimeError(f"valkey-cli {' '.join(args)} failed: {done.stdout}{done.stderr}")
     return done.stdout
+
+
+Reply = str | int | None | list["Reply"]
+
+
+def command(port: int, *args: str) -> Reply:
+    """One command over a plain socket, with no valkey-cli process: forking one from a test
+    that runs traffic stalls its event loop for as long as the fork takes."""
+    with socket.create_connection((HOST, port), timeout=60) as sock:
+        parts = [b"*%d\r\n" % len(args)]
+        for arg in args:
+            raw = arg.encode()
+            parts.append(b"$%d\r\n%s\r\n" % (len(raw), raw))
+        sock.sendall(b"".join(parts))
+        reply = _read(sock.makefile("rb"))
+    if isinstance(reply, _Error):
+        raise RuntimeError(f"{' '.join(args)} failed on port {port}: {reply}")
+    return reply
+
+
+class _Error(str):
+    pass
+
+
+def _read(stream: BinaryIO) -> Reply:
+    line = stream.readline()[:-2].decode()
+    kind, rest = line[:1], line[1:]
+    if kind == "+":
+        return rest
+    if kind == "-":
+        return _Error(rest)
+    if kind == ":":
+        return int(rest)
+    if kind == "$":
+        if int(rest) < 0:
+            return None
+        data = stream.read(int(rest) + 2)[:-2].decode()
+        return data
+    if kind == "*":
+        return None if int(rest) < 0 else [_read(stream) for _ in range(int(rest))]
+    raise RuntimeError(f"unexpected reply {line!r}")
 
 
 @dataclass
@@ -119,10 +161,11 @@ def standalone() -> Server:
     return server
 
 
-def cluster(primaries: int = 3) -> list[Server]:
+def cluster(primaries: int = 3, replicas: int = 0, node_timeout_ms: int = 3000) -> list[Server]:
+    """A cluster of ``primaries`` primaries, each with ``replicas`` replicas (in sync on return)."""
     servers = []
     try:
-        for _ in range(primaries):
+        for _ in range(primaries * (1 + replicas)):
             server = Server(
                 free_port(),
                 tempfile.mkdtemp(prefix="glidelimit-cluster-"),
@@ -132,7 +175,7 @@ def cluster(primaries: int = 3) -> list[Server]:
                     "--cluster-config-file",
                     "nodes.conf",
                     "--cluster-node-timeout",
-                    "3000",
+                    str(node_timeout_ms),
                 ),
             )
             server.start()
@@ -144,12 +187,14 @@ def cluster(primaries: int = 3) -> list[Server]:
             "create",
             *nodes,
             "--cluster-replicas",
-            "0",
+            str(replicas),
             "--cluster-yes",
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            if all("cluster_state:ok" in cli(s.port, "CLUSTER", "INFO") for s in servers):
+            if all("cluster_state:ok" in cli(s.port, "CLUSTER", "INFO") for s in servers) and all(
+                "master_link_status:down" not in cli(s.port, "INFO", "replication") for s in servers
+            ):
                 return servers
             time.sleep(0.1)
         raise RuntimeError("the cluster did not reach cluster_state:ok")
@@ -157,3 +202,87 @@ def cluster(primaries: int = 3) -> list[Server]:
         for server in servers:
             server.kill()
         raise
+
+
+def _crc16(data: bytes) -> int:
+    crc = 0
+    for byte in data:
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
+        crc &= 0xFFFF
+    return crc
+
+
+def keyslot(key: str) -> int:
+    """The cluster slot of ``key`` (CRC16 of its hash tag, as Valkey computes it)."""
+    raw = key.encode()
+    start = raw.find(b"{")
+    if start >= 0:
+        end = raw.find(b"}", start + 1)
+        if end > start + 1:
+            raw = raw[start + 1 : end]
+    return _crc16(raw) % 16384
+
+
+def primaries(servers: list[Server]) -> dict[int, list[tuple[int, int]]]:
+    """Port of each primary that serves slots -> its slot ranges, as a live node sees them."""
+    for server in servers:
+        if server.proc is None:
+            continue
+        owners: dict[int, list[tuple[int, int]]] = {}
+        for line in str(command(server.port, "CLUSTER", "NODES")).splitlines():
+            fields = line.split()
+            if "master" not in fields[2].split(",") or "fail" in fields[2]:
+                continue
+            port = int(fields[1].split("@")[0].rsplit(":", 1)[1])
+            for item in fields[8:]:
+                if not item.startswith("["):  # "[slot->-id]": a slot being moved
+                    low, _, high = item.partition("-")
+                    owners.setdefault(port, []).append((int(low), int(high or low)))
+        return owners
+    raise RuntimeError("no live node")
+
+
+def owner(servers: list[Server], slot: int) -> Server:
+    """The server that serves ``slot`` as a primary."""
+    for port, ranges in primaries(servers).items():
+        if any(low <= slot <= high for low, high in ranges):
+            return next(s for s in servers if s.port == port)
+    raise RuntimeError(f"no primary serves slot {slot}")
+
+
+def node_id(server: Server) -> str:
+    return str(command(server.port, "CLUSTER", "MYID"))
+
+
+def migrate_slot(servers: list[Server], slot: int, target: Server, pause: float) -> None:
+    """Move ``slot`` to ``target`` one key at a time, ``pause`` seconds apart, as
+    ``valkey-cli --cluster reshard`` does: clients see MOVED, ASK and TRYAGAIN meanwhile."""
+    source = owner(servers, slot)
+    source_id, target_id = node_id(source), node_id(target)
+    command(target.port, "CLUSTER", "SETSLOT", str(slot), "IMPORTING", source_id)
+    command(source.port, "CLUSTER", "SETSLOT", str(slot), "MIGRATING", target_id)
+    for _ in range(10_000):
+        keys = command(source.port, "CLUSTER", "GETKEYSINSLOT", str(slot), "1")
+        if not keys:
+            break
+        assert isinstance(keys, list)
+        key = str(keys[0])
+        command(source.port, "MIGRATE", HOST, str(target.port), "", "0", "5000", "KEYS", key)
+        time.sleep(pause)
+    for server in (target, source, *servers):
+        role = command(server.port, "ROLE") if server.proc is not None else None
+        if isinstance(role, list) and role[0] == "master":
+            command(server.port, "CLUSTER", "SETSLOT", str(slot), "NODE", target_id)
+
+
+def replica_of(servers: list[Server], primary: Server) -> Server:
+    """One replica of ``primary``."""
+    primary_id = node_id(primary)
+    for line in str(command(primary.port, "CLUSTER", "NODES")).splitlines():
+        fields = line.split()
+        if "slave" in fields[2] and fields[3] == primary_id:
+            port = int(fields[1].split("@")[0].rsplit(":", 1)[1])
+            return next(s for s in servers if s.port == port)
+    raise RuntimeError(f"primary on port {primary.port} has no replica")

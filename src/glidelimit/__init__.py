@@ -5,6 +5,7 @@
 >>> # decision = await limiter.hit("user:42")
 """
 
+from ._breaker import CircuitBreaker as CircuitBreaker
 from ._concurrency import ConcurrencyLimiter as ConcurrencyLimiter
 from ._decision import Decision as Decision
 from ._decision import RateState as RateState
@@ -21,6 +22,7 @@ from .backends import ValkeyBackend as ValkeyBackend
 __all__ = [
     "Backend",
     "BackendError",
+    "CircuitBreaker",
     "ConcurrencyLimiter",
     "ConfigurationError",
     "Decision",

@@ -12,6 +12,7 @@ from typing import Literal, ParamSpec, TypeVar
 
 import anyio
 
+from ._breaker import CircuitBreaker
 from ._decision import Decision, RateState
 from ._errors import BackendError, ConfigurationError, RateLimitExceeded
 from ._rate import MAX_EXACT, Rate, to_rates
@@ -25,6 +26,7 @@ T = TypeVar("T")
 FailurePolicy = Literal["allow", "deny", "raise"]
 _POLICIES = ("allow", "deny", "raise")
 _WARN_EVERY = 10.0  # seconds between two warnings about a failing backend
+_DENIED_MAX = 10_000  # keys held by one limiter's local deny cache
 
 _default_backend: MemoryBackend | None = None
 
@@ -53,6 +55,17 @@ class Limiter:
         on_backend_error: What a decision is when the backend fails: ``"allow"`` (fail open),
             ``"deny"``, ``"raise"`` (:class:`BackendError`), or another Backend to decide on.
             Decisions made this way have ``degraded=True``.
+        backend_timeout: The time budget of one decision, in seconds: past it, the failure
+            policy decides (a call that timed out may still have been counted). The default
+            is below glide's 250 ms request timeout, which bounds each request but not a
+            decision (a reloaded script is up to three requests). None: no budget, and no
+            timer per decision, which costs about a third of the throughput on Valkey.
+        breaker: Skips a backend that keeps failing, then probes it (default:
+            ``CircuitBreaker()``, one per limiter; share one among limiters of a backend).
+        local_cache: Remember denials in this process: a key denied with ``retry_after=r``
+            is denied for ``r`` (for that cost or more) with no round trip. Saves the backend
+            from clients that hammer while denied; a reset made by another process is not
+            seen until ``r`` has passed.
 
     Raises:
         ConfigurationError: Naming the bad argument.
@@ -68,6 +81,9 @@ class Limiter:
         prefix: str = "glidelimit:",
         burst: int | Sequence[int] | None = None,
         on_backend_error: FailurePolicy | Backend = "allow",
+        backend_timeout: float | None = 0.2,
+        breaker: CircuitBreaker | None = None,
+        local_cache: bool = False,
     ) -> None:
         self.rates = to_rates(rates)  # type: ignore[arg-type]
         if algorithm not in ALGORITHMS:
@@ -92,6 +108,22 @@ class Limiter:
                 f"got {on_backend_error!r}"
             )
         self.on_backend_error = on_backend_error
+        if backend_timeout is not None and (
+            isinstance(backend_timeout, bool)
+            or not isinstance(backend_timeout, (int, float))
+            or not backend_timeout > 0
+        ):
+            raise ConfigurationError(
+                f"backend_timeout must be a positive number of seconds, got {backend_timeout!r}"
+            )
+        self.backend_timeout = backend_timeout
+        if breaker is not None and not isinstance(breaker, CircuitBreaker):
+            raise ConfigurationError(f"breaker must be a CircuitBreaker, got {breaker!r}")
+        self.breaker = CircuitBreaker() if breaker is None else breaker
+        if not isinstance(local_cache, bool):
+            raise ConfigurationError(f"local_cache must be True or False, got {local_cache!r}")
+        # backend key of the first rate -> (denied until, for this cost or more, the decision)
+        self._denied: dict[str, tuple[float, int, Decision]] | None = {} if local_cache else None
         self._limits = Limits.of(self.rates, self._capacities(burst))
         self._max_cost = MAX_EXACT // max(r.period_ms for r in self.rates)
         # Every key of one (limiter, key) shares the hash tag {name:key}, so that a decision is
@@ -247,8 +279,11 @@ class Limiter:
         return decorate
 
     async def reset(self, key: str) -> None:
-        """Forget ``key``'s usage on every rate."""
-        await self.backend.delete(self.keys(key))
+        """Forget ``key``'s usage on every rate (and its denial in this process's cache)."""
+        keys = self.keys(key)
+        if self._denied is not None:
+            self._denied.pop(keys[0], None)
+        await self.backend.delete(keys)
 
     async def aclose(self) -> None:
         """Close the backend."""
@@ -266,33 +301,100 @@ class Limiter:
         await self.aclose()
 
     async def _decide(self, request: Request) -> Decision:
+        cache = self._denied if request.mode != Mode.RESERVE else None
+        if cache is not None:
+            cached = self._cached_denial(cache, request)
+            if cached is not None:
+                return cached
+        breaker = self.breaker
+        if not breaker.attempt():
+            error = BackendError(
+                f"backend skipped for now after {breaker.failures} failures in a row; "
+                f"the last: {breaker.last_error}"
+            )
+            error.__cause__ = breaker.last_error
+            return await self._degraded(request, error)
         try:
-            raw = await self.backend.execute(self._algorithm, request)
+            raw = await self._ask(self.backend, request)
         except BackendError as exc:
+            breaker.failed(exc)
             return await self._degraded(request, exc)
-        return self._decode(raw)
+        breaker.succeeded()
+        decision = self._decode(raw)
+        if cache is not None and not decision.allowed and decision.retry_after < math.inf:
+            if len(cache) >= _DENIED_MAX:
+                del cache[next(iter(cache))]  # the oldest: forgetting one only costs a trip
+            until = time.monotonic() + decision.retry_after
+            cache[request.keys[0]] = (until, request.cost, decision)
+        return decision
+
+    async def _ask(self, backend: Backend, request: Request) -> list[int]:
+        budget = self.backend_timeout
+        if budget is None or isinstance(backend, MemoryBackend):
+            # Memory never waits, so there is nothing to time; and under asyncio every budget
+            # is a timer that stays in the loop's heap until the loop next runs.
+            return await backend.execute(self._algorithm, request)
+        try:
+            with anyio.fail_after(budget):
+                return await backend.execute(self._algorithm, request)
+        except TimeoutError as exc:
+            raise BackendError(
+                f"no answer within the {budget:g}s budget (the call may still have been counted)"
+            ) from exc
+
+    @staticmethod
+    def _cached_denial(
+        cache: dict[str, tuple[float, int, Decision]], request: Request
+    ) -> Decision | None:
+        entry = cache.get(request.keys[0])
+        if entry is None:
+            return None
+        until, cost, decision = entry
+        left = until - time.monotonic()
+        if left <= 0:
+            del cache[request.keys[0]]
+            return None
+        if request.cost < cost:  # a smaller cost may be allowed sooner: ask
+            return None
+        passed = decision.retry_after - left
+        return replace(
+            decision,
+            retry_after=left,
+            reset_after=max(decision.reset_after - passed, 0.0),
+            rates=tuple(
+                replace(s, reset_after=max(s.reset_after - passed, 0.0)) for s in decision.rates
+            ),
+        )
 
     async def _degraded(self, request: Request, exc: BackendError) -> Decision:
         policy = self.on_backend_error
         if policy == "raise":
             raise exc
+        if not isinstance(policy, str):
+            try:
+                decision = self._decode(await self._ask(policy, request), degraded=True)
+            except BackendError as fallback_exc:
+                exc = BackendError(f"{exc}; the fallback failed too: {fallback_exc}")
+                policy = "allow"
+            else:
+                self._warn(policy, exc)
+                return decision
+        self._warn(policy, exc)
+        rate, cap = self.rates[0], self._limits.capacities[0]
+        if policy == "allow":
+            left = max(cap - request.cost, 0)
+            state = RateState(rate, cap, left, 0.0)
+            return Decision(True, cap, left, 0.0, 0.0, rate, True, (state,))
+        state = RateState(rate, cap, 0, rate.period)
+        return Decision(False, cap, 0, rate.period, rate.period, rate, True, (state,))
+
+    def _warn(self, policy: object, exc: BackendError) -> None:
         now = time.monotonic()
         if now - self._last_warning >= _WARN_EVERY:
             self._last_warning = now
             logger.warning(
                 "limiter %r decides without its backend (%s): %s", self.name, policy, exc
             )
-        rate, cap = self.rates[0], self._limits.capacities[0]
-        if policy == "allow":
-            left = max(cap - request.cost, 0)
-            state = RateState(rate, cap, left, 0.0)
-            return Decision(True, cap, left, 0.0, 0.0, rate, True, (state,))
-        if policy == "deny":
-            state = RateState(rate, cap, 0, rate.period)
-            return Decision(False, cap, 0, rate.period, rate.period, rate, True, (state,))
-        assert not isinstance(policy, str)
-        raw = await policy.execute(self._algorithm, request)
-        return self._decode(raw, degraded=True)
 
     def _decode(self, raw: list[int], degraded: bool = False) -> Decision:
         allowed = raw[0] == 1

@@ -32,6 +32,9 @@ _MIN_BACKOFF, _MAX_BACKOFF = 0.25, 1.0  # seconds between attempts to reach a do
 # Calls per batch at most: smaller batches keep several in flight, so that the server runs
 # one while this process prepares the next.
 _BATCH = 32
+# glide's own reconnection, for clients from_url makes: at most 160 ms between attempts (glide's
+# default grows to 3.2 s), so that a server that is back is used again within about a second.
+_RECONNECT = {"num_of_retries": 4, "factor": 10, "exponent_base": 2}
 _scripts: dict[str, Script] = {}
 # glide's Script.__del__ logs through its FFI, which fails once the interpreter is shutting down
 atexit.register(_scripts.clear)
@@ -81,6 +84,8 @@ class ValkeyBackend:
             url: ``valkey://[[user]:password@]host[:port][/db][?cluster=true]``; also
                 ``valkeys://`` (TLS), ``redis://``, ``rediss://``.
             **glide_options: Passed to glide's client configuration (e.g. ``request_timeout``).
+                Unless given, ``reconnect_strategy`` retries a lost server every 160 ms at
+                most (``BackoffStrategy(num_of_retries=4, factor=10, exponent_base=2)``).
 
         Raises:
             ConfigurationError: If the URL or an option is not valid.
@@ -165,9 +170,13 @@ class ValkeyBackend:
                     await client.custom_command(load, AllPrimaries())
                 else:
                     await client.custom_command(load)
-        except GlideError as exc:
-            await client.close()
-            raise BackendError(f"cannot load scripts into Valkey: {exc}") from exc
+        except BaseException as exc:
+            # also when a caller's time budget cancels the load: the client must not leak
+            with anyio.CancelScope(shield=True):
+                await client.close()
+            if isinstance(exc, GlideError):
+                raise BackendError(f"cannot load scripts into Valkey: {exc}") from exc
+            raise
         return client
 
     async def execute(self, algorithm: Algorithm, request: Request) -> list[int]:
@@ -186,7 +195,9 @@ class ValkeyBackend:
         self._gathering = (client, calls)
         await anyio.lowlevel.cancel_shielded_checkpoint()
         self._gathering = None
-        with anyio.CancelScope(shield=True):  # the others wait on this round trip too
+        # Shielded, since the others wait on this round trip too; but bounded by this call's
+        # own deadline (a Limiter's time budget): past it, the whole batch fails as timed out.
+        with anyio.CancelScope(shield=True, deadline=anyio.current_effective_deadline()):
             await _send(client, calls)
         return call.result()
 
@@ -282,12 +293,15 @@ async def _send(client: Client, calls: list[_Call]) -> None:
                 call.fail(exc)
     finally:
         for call in calls:
+            if call.value is None and call.error is None:  # the leader's deadline cut it short
+                call.fail(TimeoutError("Valkey did not answer within the time budget"))
             if call.done is not None:
                 call.done.set()
 
 
 def _config_from_url(url: str, options: dict[str, object]) -> Config:
     from glide import (
+        BackoffStrategy,
         GlideClientConfiguration,
         GlideClusterClientConfiguration,
         GlideError,
@@ -325,6 +339,7 @@ def _config_from_url(url: str, options: dict[str, object]) -> Config:
     kwargs: dict[str, Any] = {
         "addresses": [NodeAddress(host, port)],
         "use_tls": _SCHEMES[parts.scheme],
+        "reconnect_strategy": BackoffStrategy(**_RECONNECT),
     }
     if db_text:
         if not db_text.isdigit():
