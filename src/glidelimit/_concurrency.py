@@ -13,7 +13,7 @@ from types import TracebackType
 import anyio
 
 from ._decision import Decision
-from ._errors import ConfigurationError, RateLimitExceeded
+from ._errors import BackendError, ConfigurationError, RateLimitExceeded
 from ._limiter import default_backend
 from ._rate import Rate
 from .algorithms import CONCURRENCY, Limits, Mode, Request
@@ -164,7 +164,11 @@ class ConcurrencyLimiter:
     async def _renew(self, key: str, token: str) -> None:
         while True:
             await anyio.sleep(self.lease / 3)
-            decision = await self._run(key, Mode.RENEW, token)
+            try:
+                decision = await self._run(key, Mode.RENEW, token)
+            except BackendError as exc:  # the next renewal may get through: keep trying
+                logger.warning("concurrency limiter %r could not renew a lease: %s", self.name, exc)
+                continue
             if not decision.allowed:
                 logger.warning(
                     "concurrency limiter %r lost a slot of %r: its lease (%ss) ran out before "

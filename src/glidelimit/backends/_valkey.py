@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import math
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
@@ -197,7 +198,11 @@ class ValkeyBackend:
         self._gathering = None
         # Shielded, since the others wait on this round trip too; but bounded by this call's
         # own deadline (a Limiter's time budget): past it, the whole batch fails as timed out.
-        with anyio.CancelScope(shield=True, deadline=anyio.current_effective_deadline()):
+        # (-inf means this caller is cancelled already: it still sees its batch through.)
+        deadline = anyio.current_effective_deadline()
+        if deadline == -math.inf:
+            deadline = math.inf
+        with anyio.CancelScope(shield=True, deadline=deadline):
             await _send(client, calls)
         return call.result()
 
