@@ -136,6 +136,11 @@ async def run(case: Case, seconds: float, keep: bool = True) -> None:
 # --- the cases --------------------------------------------------------------------------------
 
 
+async def no_limiter(key: str) -> bool:
+    """The load harness alone: the floor under every case's cost."""
+    return True
+
+
 def glidelimit_call(limiter: Limiter) -> Call:
     async def call(key: str) -> bool:
         return (await limiter.hit(key)).allowed
@@ -267,6 +272,10 @@ def ceiling(port: int, requests: int) -> tuple[float, float, float]:
 # --- the report -------------------------------------------------------------------------------
 
 
+def us(value: float) -> str:
+    return f"{value:.1f}" if value < 10 else f"{value:,.0f}"
+
+
 def table(cases: list[Case], ceiling_row: tuple[float, float, float] | None) -> str:
     baselines = {(c.group, c.concurrency): c for c in cases if c.baseline}
     lines = [
@@ -285,7 +294,7 @@ def table(cases: list[Case], ceiling_row: tuple[float, float, float] | None) -> 
             notes.append(f"{c.errors} errors: {c.first_error}")
         lines.append(
             f"| {c.group} | {c.name} | {c.concurrency} | {c.rate:,.0f} | "
-            f"{c.percentile(0.5):,.0f} | {c.percentile(0.99):,.0f} | {ratio} | "
+            f"{us(c.percentile(0.5))} | {us(c.percentile(0.99))} | {ratio} | "
             f"{'; '.join(notes)} |"
         )
     if ceiling_row is not None:
@@ -294,7 +303,7 @@ def table(cases: list[Case], ceiling_row: tuple[float, float, float] | None) -> 
         ratio = f"{rate / base.rate:.2f}" if base and base.rate else ""
         lines.append(
             f"| valkey | valkey-benchmark EVALSHA (C, ceiling) | 50 conns | {rate:,.0f} | "
-            f"{p50:,.0f} | {p99:,.0f} | {ratio} | ratio vs bare glide at 100; "
+            f"{us(p50)} | {us(p99)} | {ratio} | ratio vs bare glide at 100; "
             "latency as valkey-benchmark reports it |"
         )
     return "\n".join(lines)
@@ -348,26 +357,32 @@ def chart(cases: list[Case], ceiling_rate: float | None, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.colors import to_rgba
 
     shown = [c for c in cases if c.concurrency == 100]
+    colours = {"valkey": "#d1495b", "cluster": "#edae49", "memory": "#00798c"}
     labels = [f"{c.group}: {c.name}" for c in shown]
     values = [c.rate for c in shown]
-    colours = {"valkey": "#d1495b", "cluster": "#edae49", "memory": "#00798c"}
     bar_colours = [colours[c.group] for c in shown]
-    if ceiling_rate is not None:
-        labels.append("valkey: valkey-benchmark EVALSHA (C, 50 conns)")
-        values.append(ceiling_rate)
-        bar_colours.append("#888888")
+    ours = [c.name.startswith("glidelimit") for c in shown]
+    if ceiling_rate is not None:  # after the valkey group, whose server it measures
+        at = sum(c.group == "valkey" for c in shown)
+        labels.insert(at, "valkey: valkey-benchmark EVALSHA (C, 50 conns)")
+        values.insert(at, ceiling_rate)
+        bar_colours.insert(at, "#888888")
+        ours.insert(at, False)
     fig, ax = plt.subplots(figsize=(9, 0.32 * len(labels) + 1.2), dpi=80)
     y = list(range(len(labels)))[::-1]
-    ax.barh(y, values, color=bar_colours)
+    # glidelimit solid, the others faded
+    faded = [to_rgba(c, 1.0 if o else 0.45) for c, o in zip(bar_colours, ours)]
+    ax.barh(y, values, color=faded)
     ax.set_yticks(y, labels, fontsize=8)
     ax.set_xscale("log")
     ax.set_xlabel("decisions/s at concurrency 100 (log scale; higher is better)")
     for yi, v in zip(y, values):
         ax.text(v, yi, f" {v / 1000:,.1f}k", va="center", fontsize=7)
     ax.set_xlim(right=max(values) * 3)
-    ax.set_title("glidelimit against its peers, 1000 keys, one run", fontsize=10)
+    ax.set_title("glidelimit (solid) against its peers (faded), 1000 keys, one run", fontsize=10)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -427,6 +442,7 @@ async def measure(
             cases.append(Case("memory", n, c, call, baseline=first, note=note))
             first = False
         cases += [Case("memory", f"glidelimit {a}", c, ours(in_memory, a)) for a in ALGORITHMS]
+        cases.append(Case("memory", "no limiter (the harness alone)", c, no_limiter))
     cases.sort(key=lambda c: (("valkey", "cluster", "memory").index(c.group), c.concurrency))
 
     total = len(cases) * repeats
