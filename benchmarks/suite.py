@@ -44,6 +44,8 @@ from glide import (
     GlideClientConfiguration,
     GlideClusterClient,
     GlideClusterClientConfiguration,
+    Logger,
+    LogLevel,
     NodeAddress,
     Script,
 )
@@ -246,27 +248,32 @@ def peers_in_memory() -> dict[str, tuple[Call, str]]:
     }
 
 
-def ceiling(port: int, requests: int) -> tuple[float, float, float]:
+def ceiling(port: int, requests: int, repeats: int) -> tuple[float, float, float]:
     """valkey-benchmark: EVALSHA of the bare script, 50 connections, no pipelining, 1000 keys.
 
-    Returns (calls/s, p50 µs, p99 µs)."""
+    Returns the run of median calls/s: (calls/s, p50 µs, p99 µs)."""
     sha = subprocess.run(
         ["valkey-cli", "-h", HOST, "-p", str(port), "SCRIPT", "LOAD", BARE_LUA],
         capture_output=True, text=True, check=True,
     ).stdout.strip()  # fmt: skip
-    out = subprocess.run(
-        [
-            "valkey-benchmark", "-h", HOST, "-p", str(port), "-c", "50", "-n", str(requests),
-            "-r", str(KEYS), "--csv", "EVALSHA", sha, "1", "vb:__rand_int__",
-        ],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    row = next(r for r in csv.DictReader(io.StringIO(out)))
-    return (
-        float(row["rps"]),
-        float(row["p50_latency_ms"]) * 1000,
-        float(row["p99_latency_ms"]) * 1000,
-    )
+    runs = []
+    for _ in range(repeats):
+        out = subprocess.run(
+            [
+                "valkey-benchmark", "-h", HOST, "-p", str(port), "-c", "50", "-n", str(requests),
+                "-r", str(KEYS), "--csv", "EVALSHA", sha, "1", "vb:__rand_int__",
+            ],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        row = next(r for r in csv.DictReader(io.StringIO(out)))
+        runs.append(
+            (
+                float(row["rps"]),
+                float(row["p50_latency_ms"]) * 1000,
+                float(row["p99_latency_ms"]) * 1000,
+            )
+        )
+    return sorted(runs)[len(runs) // 2]
 
 
 # --- the report -------------------------------------------------------------------------------
@@ -481,6 +488,8 @@ def main() -> None:
         args.seconds, args.repeats = 0.5, 1
     concurrencies = [1, 100, 1000]
 
+    # glide's warnings go to stdout, into the table; a failed call is counted there anyway
+    Logger.set_logger_config(LogLevel.ERROR)
     started = time.monotonic()
     load_before = os.getloadavg()
     valkey = standalone()
@@ -488,7 +497,7 @@ def main() -> None:
     try:
         nodes = cluster()
         cases = asyncio.run(measure(valkey, nodes, concurrencies, args.seconds, args.repeats))
-        ceiling_row = ceiling(valkey.port, 50_000 if args.quick else 300_000)
+        ceiling_row = ceiling(valkey.port, 30_000 if args.quick else 100_000, args.repeats)
     finally:
         valkey.kill()
         for node in nodes:
@@ -508,7 +517,8 @@ def main() -> None:
         f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores, "
         f"Python {platform.python_version()}, Valkey {server.removeprefix('v=')} on loopback; "
         f"{versions}.\n{KEYS} keys cycling; {args.seconds:g} s per case, median of "
-        f"{args.repeats}; p50/p99 over every call of every repeat. "
+        f"{args.repeats}; p50/p99 over every call of every repeat. Every glide client: "
+        "request_timeout 5 s, inflight_requests_limit 2000. "
         f"Load average (1 min) {load_before[0]:.2f} before, {load_after[0]:.2f} after: "
         f"other work shared the machine. Whole run: {time.monotonic() - started:.0f} s.\n"
     )
