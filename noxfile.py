@@ -38,12 +38,26 @@ def typecheck(session: nox.Session) -> None:
     session.run("mypy", "src", "tests", "noxfile.py")
 
 
+BENCH_PEERS = [
+    "limits[async-valkey]",  # limits' async storage on the `valkey` client
+    "throttled-py",  # its [redis] extra pins redis<8; it works with the redis below
+    "pyrate-limiter",
+    "aiolimiter",
+    "redis",
+    "slowapi",
+    "fastapi-limiter",
+    "matplotlib",
+]
+
+
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Decisions/s against bare glide, then HTTP requests/s against the peers (benchmarks/).
+    """Decisions/s and latency against the peers, then HTTP requests/s (benchmarks/).
 
-    The HTTP part needs wrk on PATH (Debian: apt-get install wrk).
+    `nox -s bench -- --quick` for a one-minute run of the suite. Writes
+    benchmarks/results/results.md and chart.png. The HTTP part needs wrk on PATH (Debian:
+    apt-get install wrk).
     """
-    session.install("-e", ".[all]", "slowapi", "fastapi-limiter", "pyrate-limiter", "redis")
-    session.run("python", "benchmarks/bench.py", *session.posargs)
+    session.install("-e", ".[all]", *BENCH_PEERS)
+    session.run("python", "benchmarks/suite.py", *session.posargs)
     session.run("python", "benchmarks/http_bench.py")

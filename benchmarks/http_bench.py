@@ -1,7 +1,7 @@
 """Requests/s of a trivial FastAPI endpoint behind each rate limiter, under one load
 generator (wrk), in one run; ratios against the unlimited endpoint of the same run.
 
-    nox -s bench                  # runs this after bench.py
+    nox -s bench                  # runs this after suite.py
     python benchmarks/http_bench.py --seconds 5 --repeats 3
 
 Needs wrk (Debian: apt-get install wrk). Starts its own valkey-server on loopback.
