@@ -17,7 +17,7 @@ from ._decision import Decision, RateState
 from ._errors import BackendError, ConfigurationError, RateLimitExceeded
 from ._rate import MAX_EXACT, Rate, to_rates
 from .algorithms import ALGORITHMS, Limits, Mode, Request
-from .backends import Backend, MemoryBackend
+from .backends import Backend, MemoryBackend, ValkeyBackend
 
 logger = logging.getLogger("glidelimit")
 P = ParamSpec("P")
@@ -173,11 +173,11 @@ class Limiter:
             BackendError: If the backend fails and ``on_backend_error="raise"``.
         """
         self._check_cost(cost)
-        return await self._decide(Request(self.keys(key), self._limits, cost))
+        return await self._decide(self._request(self.keys(key), cost))
 
     async def peek(self, key: str) -> Decision:
         """The decision a hit of cost 1 would get now, without spending anything."""
-        return await self._decide(Request(self.keys(key), self._limits, 1, Mode.PEEK))
+        return await self._decide(self._request(self.keys(key), 1, Mode.PEEK))
 
     async def acquire(self, key: str, cost: int = 1, timeout: float | None = None) -> Decision:
         """Wait until ``cost`` is allowed on ``key``, then return the allowing decision.
@@ -199,7 +199,7 @@ class Limiter:
         if self._algorithm.reservable:
             forever = timeout is None or math.isinf(timeout)
             max_wait = -1 if forever else int(timeout * 1000)  # type: ignore[operator]
-            request = Request(keys, self._limits, cost, Mode.RESERVE, max_wait)
+            request = self._request(keys, cost, Mode.RESERVE, max_wait)
             # Shielded: once the server has made a reservation, a cancellation must not lose
             # track of it. A cancellation that came meanwhile is raised by the sleep below.
             with anyio.CancelScope(shield=True):
@@ -211,7 +211,7 @@ class Limiter:
             except anyio.get_cancelled_exc_class():
                 if not decision.degraded:  # a degraded decision reserved nothing here
                     with anyio.CancelScope(shield=True):
-                        await self._decide(Request(keys, self._limits, -cost))
+                        await self._decide(self._request(keys, -cost))
                 raise
             return replace(
                 decision,
@@ -220,7 +220,7 @@ class Limiter:
             )
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            decision = await self._decide(Request(keys, self._limits, cost))
+            decision = await self._decide(self._request(keys, cost))
             if decision.allowed:
                 return decision
             if math.isinf(decision.retry_after):
@@ -328,11 +328,17 @@ class Limiter:
             cache[request.keys[0]] = (until, request.cost, decision)
         return decision
 
+    def _request(
+        self, keys: tuple[str, ...], cost: int, mode: Mode = Mode.HIT, max_wait: int = -1
+    ) -> Request:
+        return Request(keys, self._limits, cost, mode, max_wait, timeout=self.backend_timeout)
+
     async def _ask(self, backend: Backend, request: Request) -> list[int]:
         budget = self.backend_timeout
-        if budget is None or isinstance(backend, MemoryBackend):
-            # Memory never waits, so there is nothing to time; and under asyncio every budget
-            # is a timer that stays in the loop's heap until the loop next runs.
+        if budget is None or isinstance(backend, (MemoryBackend, ValkeyBackend)):
+            # Memory never waits, so there is nothing to time; Valkey times its own batches
+            # (request.timeout), one timer for many calls: under asyncio every budget is a
+            # timer that stays in the loop's heap until the loop next runs.
             return await backend.execute(self._algorithm, request)
         try:
             with anyio.fail_after(budget):

@@ -49,6 +49,7 @@ class Request:
     max_wait: int = -1  # ms; RESERVE only; -1: no limit
     now: int | None = None  # ms; tests only: None reads the backend's clock
     token: str = ""  # concurrency only: the slot holder
+    timeout: float | None = None  # s; the time budget, for a backend that waits (Valkey)
 
 
 class Check(NamedTuple):

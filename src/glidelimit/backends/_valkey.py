@@ -107,7 +107,7 @@ class ValkeyBackend:
         """
         await self._get_client()
 
-    async def _get_client(self) -> Client:
+    async def _get_client(self, timeout: float | None = None) -> Client:
         if self._config is None:
             if self._client is None:
                 raise BackendError("this ValkeyBackend is closed")
@@ -125,7 +125,10 @@ class ValkeyBackend:
                 # none yet, or made in another event loop, where it cannot serve this one
                 await self._close_client()
                 try:
-                    self._client = await self._create()
+                    with anyio.fail_after(math.inf if timeout is None else timeout):
+                        self._client = await self._create()
+                except TimeoutError as exc:
+                    raise BackendError(f"cannot connect to Valkey within {timeout:g}s") from exc
                 except BackendError as exc:
                     self._backoff = min(2 * self._backoff, _MAX_BACKOFF) or _MIN_BACKOFF
                     self._connect_error, self._retry_at = exc, time.monotonic() + self._backoff
@@ -181,7 +184,8 @@ class ValkeyBackend:
         return client
 
     async def execute(self, algorithm: Algorithm, request: Request) -> list[int]:
-        client = await self._get_client()
+        """Run ``algorithm`` on ``request``, within ``request.timeout`` (a time budget)."""
+        client = await self._get_client(request.timeout)
         call = _Call(algorithm, request)
         gathering = self._gathering
         if gathering is not None and gathering[0] is client and len(gathering[1]) < _BATCH:
@@ -194,14 +198,19 @@ class ValkeyBackend:
         # the loop, no timer: a lone call goes out at once), then send them all together.
         calls = [call]
         self._gathering = (client, calls)
+        started = anyio.current_time()
         await anyio.lowlevel.cancel_shielded_checkpoint()
         self._gathering = None
-        # Shielded, since the others wait on this round trip too; but bounded by this call's
-        # own deadline (a Limiter's time budget): past it, the whole batch fails as timed out.
-        # (-inf means this caller is cancelled already: it still sees its batch through.)
+        # Shielded, since the others wait on this round trip too. Bounded by the shortest
+        # time budget of its calls (one timer a batch, not one a call: timers cost), and by
+        # the leader's own deadline: past either, the whole batch fails as timed out. (-inf
+        # means the leader is cancelled already: it still sees its batch through.)
         deadline = anyio.current_effective_deadline()
         if deadline == -math.inf:
             deadline = math.inf
+        budgets = [c.timeout for c in calls if c.timeout is not None]
+        if budgets:
+            deadline = min(deadline, started + min(budgets))
         with anyio.CancelScope(shield=True, deadline=deadline):
             await _send(client, calls)
         return call.result()
@@ -237,10 +246,11 @@ class ValkeyBackend:
 class _Call:
     """One decision on its way to Valkey, alone or in a batch."""
 
-    __slots__ = ("algorithm", "args", "done", "error", "keys", "value")
+    __slots__ = ("algorithm", "args", "done", "error", "keys", "timeout", "value")
 
     def __init__(self, algorithm: Algorithm, request: Request) -> None:
         self.algorithm = algorithm
+        self.timeout = request.timeout
         self.keys: list[str | bytes] = list(request.keys)
         now = "-" if request.now is None else request.now
         arg = f"{now} {request.cost} {request.mode:d} {request.max_wait} {request.limits.spec}"
@@ -299,7 +309,9 @@ async def _send(client: Client, calls: list[_Call]) -> None:
     finally:
         for call in calls:
             if call.value is None and call.error is None:  # the leader's deadline cut it short
-                call.fail(TimeoutError("Valkey did not answer within the time budget"))
+                call.fail(
+                    TimeoutError("no answer within the time budget (it may still have counted)")
+                )
             if call.done is not None:
                 call.done.set()
 
