@@ -73,6 +73,7 @@ class ValkeyBackend:
         self._retry_at = 0.0
         self._backoff = 0.0
         self._gathering: tuple[Client, list[_Call]] | None = None
+        self._in_flight = 0  # calls sent and not answered yet
 
     @classmethod
     def from_url(cls, url: str, **glide_options: object) -> ValkeyBackend:
@@ -97,6 +98,7 @@ class ValkeyBackend:
         backend._loop = backend._lock = backend._lock_loop = backend._connect_error = None
         backend._retry_at = backend._backoff = 0.0
         backend._gathering = None
+        backend._in_flight = 0
         return backend
 
     async def connect(self) -> None:
@@ -194,13 +196,15 @@ class ValkeyBackend:
             gathering[1].append(call)
             await call.done.wait()
             return call.result()
-        # Lead a batch: let the calls that are ready in this loop turn join it (one pass of
-        # the loop, no timer: a lone call goes out at once), then send them all together.
         calls = [call]
-        self._gathering = (client, calls)
         started = anyio.current_time()
-        await anyio.lowlevel.cancel_shielded_checkpoint()
-        self._gathering = None
+        if self._in_flight:
+            # Under load: lead a batch, letting the calls that are ready in this loop turn
+            # join it (one pass of the loop, no timer), then send them all together. With
+            # nothing in flight, a call goes out at once: no pass of the loop to wait for.
+            self._gathering = (client, calls)
+            await anyio.lowlevel.cancel_shielded_checkpoint()
+            self._gathering = None
         # Shielded, since the others wait on this round trip too. Bounded by the shortest
         # time budget of its calls (one timer a batch, not one a call: timers cost), and by
         # the leader's own deadline: past either, the whole batch fails as timed out. (-inf
@@ -211,8 +215,12 @@ class ValkeyBackend:
         budgets = [c.timeout for c in calls if c.timeout is not None]
         if budgets:
             deadline = min(deadline, started + min(budgets))
-        with anyio.CancelScope(shield=True, deadline=deadline):
-            await _send(client, calls)
+        self._in_flight += len(calls)
+        try:
+            with anyio.CancelScope(shield=True, deadline=deadline):
+                await _send(client, calls)
+        finally:
+            self._in_flight -= len(calls)
         return call.result()
 
     async def delete(self, keys: Sequence[str]) -> None:
