@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -42,3 +43,35 @@ def test_queue_consumers_cap_each_tenant(valkey_url: str) -> None:
         peaks = re.search(r"most jobs in flight per tenant: (.*)", out)
         assert peaks is not None
         assert all(int(n) <= 2 for n in re.findall(r"\d+", peaks[1]))
+
+
+def test_api_clients_share_the_api_quota(valkey_url: str) -> None:
+    """Two processes of examples/api_client.py calling examples/fastapi_app.py: 3 calls a
+    second across both, so 8 calls take at least 7 / 3 s."""
+    from _servers import free_port
+
+    port = free_port()
+    api = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / "fastapi_app.py"), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1).read()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the example API did not start"
+                time.sleep(0.1)
+        client = [str(EXAMPLES / "api_client.py"), "--url", valkey_url,
+                  "--api", f"http://127.0.0.1:{port}", "--calls", "4"]  # fmt: skip
+        started = time.monotonic()
+        outputs = run_together(client, client)
+        elapsed = time.monotonic() - started
+    finally:
+        api.terminate()
+        api.wait(10)
+    calls = [line for out in outputs for line in out.splitlines() if ": 200" in line]
+    assert len(calls) == 8
+    assert elapsed > 7 / 3

@@ -38,18 +38,27 @@ asyncio.run(main(*sys.argv[1:]))
 """
 
 
-def evalsha_calls(server: Server) -> int:
-    for line in cli(server.port, "INFO", "commandstats").splitlines():
-        if line.startswith("cmdstat_evalsha:"):
-            return int(line.split("calls=")[1].split(",")[0])
-    return 0
+def evalsha_calls(servers: list[Server]) -> int:
+    calls = 0
+    for server in servers:
+        for line in cli(server.port, "INFO", "commandstats").splitlines():
+            if line.startswith("cmdstat_evalsha:"):
+                calls += int(line.split("calls=")[1].split(",")[0])
+    return calls
 
 
-def test_fleet_fair_acquire(valkey: Server, name: str) -> None:
+@pytest.mark.parametrize("deployment", ["valkey", "cluster"])
+def test_fleet_fair_acquire(request: pytest.FixtureRequest, deployment: str, name: str) -> None:
     """40 waiters in 4 processes on a 20/s gcra quota: the burst of 20, then exactly one every
     50 ms, in arrival order across the processes, with one script call per waiter."""
+    servers: list[Server] = (
+        [request.getfixturevalue("valkey")]
+        if deployment == "valkey"
+        else request.getfixturevalue("valkey_cluster")
+    )
+    url = request.getfixturevalue("valkey_url" if deployment == "valkey" else "cluster_url")
     processes, per_process = 4, 10
-    calls_before = evalsha_calls(valkey)
+    calls_before = evalsha_calls(servers)
     start = time.time() + 3  # every process has connected by then
     procs = [
         subprocess.Popen(
@@ -57,7 +66,7 @@ def test_fleet_fair_acquire(valkey: Server, name: str) -> None:
                 sys.executable,
                 "-c",
                 WAITER,
-                valkey.url,
+                url,
                 name,
                 str(p),
                 str(processes),
@@ -90,7 +99,7 @@ def test_fleet_fair_acquire(valkey: Server, name: str) -> None:
     after = times[20:]
     assert all(sum(1 for u in after[i:] if u < t + 1.0) <= 20 for i, t in enumerate(after))
     # about one script call per admitted acquire: no polling
-    assert evalsha_calls(valkey) - calls_before <= processes * per_process + 2
+    assert evalsha_calls(servers) - calls_before <= processes * per_process + 2
 
 
 async def test_acquire_with_token_cost(backend: Backend, name: str) -> None:
