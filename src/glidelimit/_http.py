@@ -74,6 +74,8 @@ ExemptFunc: TypeAlias = Callable[[RequestInfo], "bool | Awaitable[bool]"]
 
 async def resolve(value: object) -> object:
     """The value of a sync or async callable's result."""
+    if value is None or type(value) in (str, int, bool):  # the usual answers, checked fast
+        return value
     return await value if inspect.isawaitable(value) else value
 
 

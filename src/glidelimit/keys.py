@@ -11,6 +11,7 @@ on each route template (``/items/{id}`` is one limit, whatever the id).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable
 
@@ -74,6 +75,7 @@ def _forwarded_for(request: RequestInfo) -> list[str]:
     return [hop.strip() for hop in headers.get("x-forwarded-for", "").split(",") if hop.strip()]
 
 
+@functools.lru_cache(maxsize=4096)  # the same few clients and proxies ask again and again
 def _parse(host: str | None) -> _Address | None:
     if not host:
         return None
