@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import anyio
 import pytest
 
 from _servers import Server, cli
@@ -84,3 +85,40 @@ async def test_a_flushed_script_cache_under_concurrent_calls(
         decisions = await asyncio.gather(*(limiter.hit(f"k{i % 20}") for i in range(100)))
     assert sum(d.allowed for d in decisions) == 100  # 5 per key, 20 keys
     assert not any(d.degraded for d in decisions)
+
+
+async def test_a_natively_cancelled_leader_strands_no_one(valkey_url: str, name: str) -> None:
+    """asyncio's task.cancel() passes anyio's shield: the calls that had joined the cancelled
+    leader's batch go out again, and later calls are not stuck behind it."""
+    async with ValkeyBackend.from_url(valkey_url) as backend:
+        limiter = Limiter("1000/s", backend=backend, name=name, on_backend_error="raise")
+        await limiter.hit("warm")
+        first = asyncio.create_task(limiter.hit("a"))  # in flight: the next call gathers
+        await asyncio.sleep(0)
+        leader = asyncio.create_task(limiter.hit("b"))
+        follower = asyncio.create_task(limiter.hit("c"))
+        await asyncio.sleep(0)  # the leader waits in its gathering pass, the follower joined
+        leader.cancel()
+        with anyio.fail_after(3):
+            assert (await follower).allowed
+            await asyncio.gather(first, leader, return_exceptions=True)
+            assert (await limiter.hit("d")).allowed
+
+
+async def test_one_callers_deadline_does_not_cut_the_others(valkey: Server, name: str) -> None:
+    async with ValkeyBackend.from_url(valkey.url) as backend:
+        patient = Limiter("1000/s", backend=backend, name=name, backend_timeout=None,
+                          on_backend_error="raise")  # fmt: skip
+        await patient.hit("warm")
+        cli(valkey.port, "CLIENT", "PAUSE", "150", "ALL")
+        first = asyncio.create_task(patient.hit("first"))  # goes out at once
+        await asyncio.sleep(0)
+
+        async def hasty() -> None:
+            with anyio.move_on_after(0.05):  # this caller's own deadline, not the batch's
+                await patient.hit("hasty")
+
+        leader = asyncio.create_task(hasty())
+        followers = [asyncio.create_task(patient.hit(f"k{i}")) for i in range(5)]
+        results = await asyncio.gather(first, leader, *followers, return_exceptions=True)
+    assert not any(isinstance(r, BaseException) for r in results), results

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import subprocess
 import sys
@@ -151,3 +152,27 @@ def test_bad_arguments() -> None:
             ConcurrencyLimiter(bad)  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="lease"):
         ConcurrencyLimiter(1, lease=0)
+
+
+def test_a_waiter_that_gave_up_leaves_nothing_behind(valkey_url: str, name: str) -> None:
+    """A waiter that timed out in one event loop does not break the next loop's waiters."""
+    from glidelimit import ValkeyBackend
+
+    backend = ValkeyBackend.from_url(valkey_url)
+    limiter = ConcurrencyLimiter(1, lease=30, backend=backend, name=name)
+
+    async def occupy_then_give_up() -> None:
+        await limiter._run("k", Mode.HIT, "someone-else")  # held by another process, say
+        with pytest.raises(RateLimitExceeded):
+            async with limiter.slot("k", timeout=0.05):
+                pass
+
+    async def free_then_take() -> None:
+        await limiter._run("k", Mode.RELEASE, "someone-else")
+        async with limiter.slot("k", timeout=1):
+            pass
+        await backend.aclose()
+
+    asyncio.run(occupy_then_give_up())
+    assert limiter._freed == {}
+    asyncio.run(free_then_take())

@@ -13,8 +13,10 @@ import anyio
 import httpx
 import pytest
 from fastapi import Depends, FastAPI, WebSocket
+from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Host, Route, Router
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -345,3 +347,29 @@ async def test_concurrency_dependency(http_backend: Backend, name: str) -> None:
             gate.set()
         assert statuses == [200, 200]
         assert (await client.get("/slow")).status_code == 200  # the slots were given back
+
+
+async def test_mounted_apps_and_host_routes_keep_their_own_limits(name: str) -> None:
+    backend = MemoryBackend()
+    app = FastAPI()
+    for version in ("v1", "v2"):
+        sub = FastAPI()
+        limit = RateLimit(limiter(backend, name, "1/hour"))
+
+        @sub.get("/items/{item_id}", dependencies=[Depends(limit)])
+        async def item(item_id: int) -> dict[str, int]:
+            return {"id": item_id}
+
+        app.mount(f"/{version}", sub)
+    hosted = Starlette(
+        routes=[Host("api.example.com", app=Router([Route("/ping", lambda r: JSONResponse({}))]))]
+    )
+    hosted.add_middleware(RateLimitMiddleware, limiter=limiter(backend, name + "h", "1/hour"))
+    async with serve_asgi(app) as url, httpx.AsyncClient(base_url=url) as client:
+        assert (await client.get("/v1/items/1")).status_code == 200
+        assert (await client.get("/v2/items/1")).status_code == 200  # not /v1's bucket
+        assert (await client.get("/v1/items/2")).status_code == 429
+    async with serve_asgi(hosted) as url, httpx.AsyncClient(base_url=url) as client:
+        host = {"host": "api.example.com"}
+        assert (await client.get("/ping", headers=host)).status_code == 200
+        assert (await client.get("/ping", headers=host)).status_code == 429

@@ -32,9 +32,9 @@ PROXIES = ["10.0.0.0/8", "2001:db8::/32"]
         ("10.0.0.1", {"X_Forwarded_For": "6.6.6.6, 1.1.1.1, 10.2.2.2"}, "ip:1.1.1.1"),
         ("10.0.0.1", {"X_Forwarded_For": "10.3.3.3, 10.2.2.2"}, "ip:10.3.3.3"),  # all trusted
         ("10.0.0.1", {}, "ip:10.0.0.1"),
-        ("10.0.0.1", {"Forwarded": 'for=6.6.6.6, for="[2001:db8:cafe::17]:4711", for=1.2.3.4:80'},
-         "ip:1.2.3.4"),
-        ("10.0.0.1", {"Forwarded": 'for="[2001:db9::1]:4711";proto=https'}, "ip:2001:db9::1"),
+        # a Forwarded header the proxy passed through from the client is not read
+        ("10.0.0.1", {"Forwarded": "for=1.1.1.1", "X_Forwarded_For": "7.7.7.7"}, "ip:7.7.7.7"),
+        ("10.0.0.1", {"Forwarded": "for=1.1.1.1"}, "ip:10.0.0.1"),
         ("::ffff:10.0.0.1", {"X_Forwarded_For": "1.1.1.1"}, "ip:1.1.1.1"),  # v4-mapped peer
         ("10.0.0.1", {"X_Forwarded_For": "unknown"}, "ip:unknown"),
         (None, {}, "ip:unknown"),
@@ -44,9 +44,25 @@ async def test_client_ip(peer: str | None, headers: dict[str, str], expected: st
     assert await key(keys.client_ip(trusted_proxies=PROXIES), request(peer, **headers)) == expected
 
 
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"Forwarded": 'for=6.6.6.6, for="[2001:db8:cafe::17]:4711", for=1.2.3.4:80'},
+         "ip:1.2.3.4"),
+        ({"Forwarded": 'for="[2001:db9::1]:4711";proto=https'}, "ip:2001:db9::1"),
+        ({"Forwarded": "for=1.1.1.1", "X_Forwarded_For": "7.7.7.7"}, "ip:1.1.1.1"),
+    ],
+)  # fmt: skip
+async def test_client_ip_from_forwarded(headers: dict[str, str], expected: str) -> None:
+    func = keys.client_ip(trusted_proxies=PROXIES, header="forwarded")
+    assert await key(func, request("10.0.0.1", **headers)) == expected
+
+
 def test_client_ip_rejects_bad_proxies() -> None:
     with pytest.raises(ConfigurationError, match=r"'10\.0\.0\.300'"):
         keys.client_ip(trusted_proxies=["10.0.0.300"])
+    with pytest.raises(ConfigurationError, match="x-real-ip"):
+        keys.client_ip(header="x-real-ip")  # type: ignore[arg-type]
 
 
 async def key(func: keys.KeyFunc, r: RequestInfo) -> object:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import random
@@ -81,6 +82,7 @@ class ConcurrencyLimiter:
         self._head = f"{prefix}{{{name}:"
         self._tail = f"}}:concurrency:{max_inflight}"
         self._freed: dict[str, anyio.Event] = {}  # per key: set when a slot frees here
+        self._waiters: dict[str, int] = {}  # per key: how many wait in this process
 
     def key(self, key: str) -> str:
         """The backend key that holds ``key``'s slots."""
@@ -140,13 +142,29 @@ class ConcurrencyLimiter:
     async def _wait_for_slot(self, key: str, token: str, timeout: float | None) -> Decision:
         deadline = math.inf if timeout is None else time.monotonic() + timeout
         poll = _FIRST_POLL
+        self._waiters[key] = self._waiters.get(key, 0) + 1
+        try:
+            return await self._wait(key, token, deadline, poll)
+        finally:
+            self._waiters[key] -= 1
+            if not self._waiters[key]:  # the last waiter of the key: no event to keep
+                del self._waiters[key]
+                self._freed.pop(key, None)
+
+    async def _wait(self, key: str, token: str, deadline: float, poll: float) -> Decision:
         while True:
             # registered before trying, so that a slot freed here meanwhile is not missed
             freed = self._freed.setdefault(key, anyio.Event())
             # shielded: a slot the server granted must not be lost to a cancellation (one
             # that came meanwhile is raised at the next await, where the slot is released)
             with anyio.CancelScope(shield=True):
-                decision = await self._run(key, Mode.HIT, token)
+                try:
+                    decision = await self._run(key, Mode.HIT, token)
+                except BackendError:
+                    # the server may have granted it all the same: give it back (idempotent)
+                    with contextlib.suppress(BackendError):
+                        await self._run(key, Mode.RELEASE, token)
+                    raise
             if decision.allowed:
                 return decision
             left = deadline - time.monotonic()

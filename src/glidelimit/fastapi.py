@@ -119,7 +119,10 @@ def _info(conn: HTTPConnection, route: str | None) -> RequestInfo:
 def _route_of(conn: HTTPConnection) -> str:
     route = conn.scope.get("route")  # the route the router picked, before dependencies run
     path = getattr(route, "path", None)
-    return path if isinstance(path, str) else UNMATCHED_ROUTE
+    if not isinstance(path, str):
+        return UNMATCHED_ROUTE
+    # a mounted app's routes are relative to its mount: /v1 and /v2 must not share a key
+    return str(conn.scope.get("root_path", "")) + path
 
 
 class RateLimit:
@@ -315,11 +318,12 @@ def _match_in(routes: Any, scope: Scope, prefix: str) -> str | None:
             continue
         sub_routes = getattr(route, "routes", None)
         if sub_routes:  # a Mount: its own routes decide, on the path below it
-            found = _match_in(sub_routes, {**scope, **child}, prefix + str(route.path))
+            mount = str(getattr(route, "path", ""))  # a Host has routes, but no path
+            found = _match_in(sub_routes, {**scope, **child}, prefix + mount)
             if found is not None:
                 return found
             continue
-        template = prefix + str(route.path)
+        template = prefix + str(getattr(route, "path", ""))
         if match == Match.FULL:
             return template
         partial = partial or template  # right path, wrong method

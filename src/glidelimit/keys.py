@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 from collections.abc import Iterable
+from typing import Literal
 
 from ._errors import ConfigurationError
 from ._http import KeyFunc, RequestInfo, resolve
@@ -24,17 +25,30 @@ _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
-def client_ip(trusted_proxies: Iterable[str] = ()) -> KeyFunc:
+def client_ip(
+    trusted_proxies: Iterable[str] = (),
+    *,
+    header: Literal["x-forwarded-for", "forwarded"] = "x-forwarded-for",
+) -> KeyFunc:
     """The client's IP address.
 
     By default the socket peer. Only when the peer is one of ``trusted_proxies`` (CIDRs such
-    as ``"10.0.0.0/8"`` or addresses) are ``Forwarded`` / ``X-Forwarded-For`` read, from the
-    right: the client is the right-most hop that is not a trusted proxy. A header sent by an
-    untrusted peer changes nothing, so clients cannot pick their own bucket.
+    as ``"10.0.0.0/8"`` or addresses) is ``header`` read, from the right: the client is the
+    right-most hop that is not a trusted proxy. A header sent by an untrusted peer changes
+    nothing, so clients cannot pick their own bucket.
+
+    Args:
+        trusted_proxies: The proxies whose forwarding header is believed.
+        header: The header those proxies append to: ``"x-forwarded-for"`` (nginx, most load
+            balancers) or ``"forwarded"`` (RFC 7239). Only that one is read: a proxy passes
+            the other through as the client sent it.
 
     Raises:
-        ConfigurationError: If a trusted proxy is not an address or a network.
+        ConfigurationError: If a trusted proxy is not an address or a network, or the
+            header is neither of those two.
     """
+    if header not in ("x-forwarded-for", "forwarded"):
+        raise ConfigurationError(f"header must be 'x-forwarded-for' or 'forwarded', got {header!r}")
     networks: list[_Network] = []
     for text in [trusted_proxies] if isinstance(trusted_proxies, str) else trusted_proxies:
         try:
@@ -51,7 +65,7 @@ def client_ip(trusted_proxies: Iterable[str] = ()) -> KeyFunc:
     def key(request: RequestInfo) -> str:
         host = request.client_host
         if networks and trusted(host):
-            for hop in reversed(_forwarded_for(request)):
+            for hop in reversed(_forwarded_for(request, header)):
                 host = hop
                 if not trusted(hop):
                     break
@@ -61,18 +75,17 @@ def client_ip(trusted_proxies: Iterable[str] = ()) -> KeyFunc:
     return key
 
 
-def _forwarded_for(request: RequestInfo) -> list[str]:
-    headers = request.headers
-    forwarded = headers.get("forwarded")
-    if forwarded:  # RFC 7239: for=192.0.2.60;proto=http, for="[2001:db8::1]:4711"
+def _forwarded_for(request: RequestInfo, header: str) -> list[str]:
+    value = request.headers.get(header, "")
+    if header == "forwarded":  # RFC 7239: for=192.0.2.60;proto=http, for="[2001:db8::1]:4711"
         hops = []
-        for element in forwarded.split(","):
+        for element in value.split(","):
             for pair in element.split(";"):
-                name, _, value = pair.strip().partition("=")
+                name, _, text = pair.strip().partition("=")
                 if name.lower() == "for":
-                    hops.append(value.strip().strip('"'))
+                    hops.append(text.strip().strip('"'))
         return hops
-    return [hop.strip() for hop in headers.get("x-forwarded-for", "").split(",") if hop.strip()]
+    return [hop.strip() for hop in value.split(",") if hop.strip()]
 
 
 @functools.lru_cache(maxsize=4096)  # the same few clients and proxies ask again and again

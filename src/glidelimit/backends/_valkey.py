@@ -195,6 +195,8 @@ class ValkeyBackend:
             call.done = anyio.Event()
             gathering[1].append(call)
             await call.done.wait()
+            if call.resend:  # its leader was cancelled before sending: nothing went out
+                return await self.execute(algorithm, request)
             return call.result()
         calls = [call]
         started = anyio.current_time()
@@ -203,18 +205,22 @@ class ValkeyBackend:
             # join it (one pass of the loop, no timer), then send them all together. With
             # nothing in flight, a call goes out at once: no pass of the loop to wait for.
             self._gathering = (client, calls)
-            await anyio.lowlevel.cancel_shielded_checkpoint()
-            self._gathering = None
-        # Shielded, since the others wait on this round trip too. Bounded by the shortest
-        # time budget of its calls (one timer a batch, not one a call: timers cost), and by
-        # the leader's own deadline: past either, the whole batch fails as timed out. (-inf
-        # means the leader is cancelled already: it still sees its batch through.)
-        deadline = anyio.current_effective_deadline()
-        if deadline == -math.inf:
-            deadline = math.inf
+            try:
+                await anyio.lowlevel.cancel_shielded_checkpoint()
+            except BaseException:  # a native cancellation (asyncio's task.cancel())
+                for other in calls[1:]:
+                    other.resend = True
+                    assert other.done is not None
+                    other.done.set()
+                raise
+            finally:
+                if self._gathering is not None and self._gathering[1] is calls:
+                    self._gathering = None
+        # Shielded, since the others wait on this round trip too, and bounded by the shortest
+        # time budget of its calls (one timer a batch, not one a call: timers cost); past
+        # it, the whole batch fails as timed out. Nobody's own deadline cuts the others'.
         budgets = [c.timeout for c in calls if c.timeout is not None]
-        if budgets:
-            deadline = min(deadline, started + min(budgets))
+        deadline = started + min(budgets) if budgets else math.inf
         self._in_flight += len(calls)
         try:
             with anyio.CancelScope(shield=True, deadline=deadline):
@@ -254,7 +260,7 @@ class ValkeyBackend:
 class _Call:
     """One decision on its way to Valkey, alone or in a batch."""
 
-    __slots__ = ("algorithm", "args", "done", "error", "keys", "timeout", "value")
+    __slots__ = ("algorithm", "args", "done", "error", "keys", "resend", "timeout", "value")
 
     def __init__(self, algorithm: Algorithm, request: Request) -> None:
         self.algorithm = algorithm
@@ -266,6 +272,7 @@ class _Call:
         self.done: anyio.Event | None = None  # set for a call that waits on another's batch
         self.value: object = None
         self.error: BaseException | None = None
+        self.resend = False
 
     def fail(self, exc: BaseException) -> None:
         error = BackendError(f"Valkey failed to run {self.algorithm.name}: {exc}")
@@ -316,7 +323,7 @@ async def _send(client: Client, calls: list[_Call]) -> None:
                 call.fail(exc)
     finally:
         for call in calls:
-            if call.value is None and call.error is None:  # the leader's deadline cut it short
+            if call.value is None and call.error is None:  # a budget (or a cancel) cut it short
                 call.fail(
                     TimeoutError("no answer within the time budget (it may still have counted)")
                 )
