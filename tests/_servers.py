@@ -155,6 +155,14 @@ class Server:
         self.proc = None
 
 
+@dataclass
+class Deployment:
+    """A Valkey deployment under test: its servers, and the URL to reach it."""
+
+    servers: list[Server]
+    url: str
+
+
 def standalone() -> Server:
     server = Server(free_port(), tempfile.mkdtemp(prefix="glidelimit-valkey-"))
     server.start()

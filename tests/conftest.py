@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from _servers import Server, cluster, standalone
+from _servers import Deployment, Server, cluster, standalone
 from glidelimit import MemoryBackend, ValkeyBackend
 from glidelimit.backends import Backend
 
@@ -35,6 +35,16 @@ def valkey_url(valkey: Server) -> str:
 @pytest.fixture(scope="session")
 def cluster_url(valkey_cluster: list[Server]) -> str:
     return valkey_cluster[0].url + "?cluster=true"
+
+
+@pytest.fixture(params=["valkey", "cluster"])
+def deployment(request: pytest.FixtureRequest) -> Deployment:
+    """A standalone server, then a cluster."""
+    if request.param == "valkey":
+        server: Server = request.getfixturevalue("valkey")
+        return Deployment([server], server.url)
+    servers: list[Server] = request.getfixturevalue("valkey_cluster")
+    return Deployment(servers, request.getfixturevalue("cluster_url"))
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ import anyio
 import pytest
 
 from _servers import (
+    Deployment,
     Server,
     cli,
     cluster,
@@ -174,16 +175,8 @@ def tag_slot(name: str, key: str) -> int:
     return keyslot(f"{{{name}:{key}}}")
 
 
-@pytest.mark.parametrize("deployment", ["valkey", "cluster"])
-async def test_script_flush_under_load(
-    request: pytest.FixtureRequest, deployment: str, name: str
-) -> None:
-    servers: list[Server] = (
-        [request.getfixturevalue("valkey")]
-        if deployment == "valkey"
-        else request.getfixturevalue("valkey_cluster")
-    )
-    url = request.getfixturevalue("valkey_url" if deployment == "valkey" else "cluster_url")
+async def test_script_flush_under_load(deployment: Deployment, name: str) -> None:
+    servers, url = deployment.servers, deployment.url
 
     def flush_repeatedly(traffic: Traffic) -> float:
         for _ in range(20):
@@ -195,7 +188,7 @@ async def test_script_flush_under_load(
     async with ValkeyBackend.from_url(url) as backend:
         limiter = Limiter("1000000/hour", backend=backend, name=name)
         await chaos(limiter, [f"user:{i}" for i in range(50)], flush_repeatedly)
-        cluster_flag = () if deployment == "valkey" else ("-c",)
+        cluster_flag = () if len(servers) == 1 else ("-c",)
         await assert_exact(backend, name, "after", hget_n(servers[0].port, *cluster_flag))
 
 

@@ -7,9 +7,8 @@ import asyncio
 import uuid
 
 import anyio
-import pytest
 
-from _servers import Server, cli
+from _servers import Deployment, Server, cli
 from glidelimit import BackendError, Limiter, Rate, ValkeyBackend
 from glidelimit.algorithms import ALGORITHMS, Limits, Mode, Request
 
@@ -30,12 +29,8 @@ def requests(tag: str, base: int) -> list[tuple[str, Request]]:
     return out
 
 
-@pytest.mark.parametrize("deployment", ["valkey", "cluster"])
-async def test_batched_results_equal_one_by_one(
-    request: pytest.FixtureRequest, deployment: str
-) -> None:
-    url = request.getfixturevalue("valkey_url" if deployment == "valkey" else "cluster_url")
-    async with ValkeyBackend.from_url(url) as backend:
+async def test_batched_results_equal_one_by_one(deployment: Deployment) -> None:
+    async with ValkeyBackend.from_url(deployment.url) as backend:
         base = 1_700_000_000_000
         # One batch at a time: calls in one batch run in their order, while two batches in
         # flight at once may reach the server in either order (as any concurrent calls may).
@@ -66,17 +61,11 @@ async def test_an_error_fails_only_its_own_call(valkey: Server, name: str) -> No
     assert "WRONGTYPE" in str(results[10])
 
 
-@pytest.mark.parametrize("deployment", ["valkey", "cluster"])
 async def test_a_flushed_script_cache_under_concurrent_calls(
-    request: pytest.FixtureRequest, deployment: str, name: str
+    deployment: Deployment, name: str
 ) -> None:
     """A pipeline has no NOSCRIPT fallback of its own; its calls go again, one by one."""
-    servers: list[Server] = (
-        [request.getfixturevalue("valkey")]
-        if deployment == "valkey"
-        else request.getfixturevalue("valkey_cluster")
-    )
-    url = request.getfixturevalue("valkey_url" if deployment == "valkey" else "cluster_url")
+    servers, url = deployment.servers, deployment.url
     async with ValkeyBackend.from_url(url) as backend:
         limiter = Limiter("5/hour", backend=backend, name=name, on_backend_error="raise")
         await limiter.hit("warm")

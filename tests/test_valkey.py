@@ -11,7 +11,7 @@ import anyio.abc
 import pytest
 from glide import GlideClient, GlideClientConfiguration, NodeAddress
 
-from _servers import Server, cli, free_port
+from _servers import Deployment, Server, cli, free_port
 from glidelimit import BackendError, ConfigurationError, Limiter, ValkeyBackend
 
 ALGORITHMS = ["fixed_window", "sliding_window", "sliding_log", "gcra"]
@@ -172,16 +172,8 @@ def _flush_scripts(servers: list[Server]) -> None:
         assert cli(server.port, "SCRIPT", "FLUSH").strip() == "OK"
 
 
-@pytest.mark.parametrize("deployment", ["valkey", "cluster"])
-async def test_script_flush_is_survived(
-    request: pytest.FixtureRequest, deployment: str, name: str
-) -> None:
-    servers: list[Server] = (
-        [request.getfixturevalue("valkey")]
-        if deployment == "valkey"
-        else request.getfixturevalue("valkey_cluster")
-    )
-    url = request.getfixturevalue("valkey_url" if deployment == "valkey" else "cluster_url")
+async def test_script_flush_is_survived(deployment: Deployment, name: str) -> None:
+    servers, url = deployment.servers, deployment.url
     async with ValkeyBackend.from_url(url) as backend:
         for algorithm in ALGORITHMS:
             limiter = Limiter(

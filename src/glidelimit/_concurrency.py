@@ -9,13 +9,12 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from types import TracebackType
 
 import anyio
 
 from ._decision import Decision
 from ._errors import BackendError, ConfigurationError, RateLimitExceeded
-from ._limiter import default_backend
+from ._limiter import ClosesBackend, default_backend
 from ._rate import Rate
 from .algorithms import CONCURRENCY, Limits, Mode, Request
 from .backends import Backend
@@ -28,7 +27,7 @@ logger = logging.getLogger("glidelimit")
 _FIRST_POLL, _MAX_POLL = 0.005, 0.1  # seconds between a waiter's tries, doubling
 
 
-class ConcurrencyLimiter:
+class ConcurrencyLimiter(ClosesBackend):
     """Caps how much work is in flight per key, across every process sharing the backend.
 
     >>> limiter = ConcurrencyLimiter(10, backend=backend, name="reports")
@@ -193,18 +192,3 @@ class ConcurrencyLimiter:
                     "it could be renewed", self.name, key, self.lease,
                 )  # fmt: skip
                 return
-
-    async def aclose(self) -> None:
-        """Close the backend."""
-        await self.backend.aclose()
-
-    async def __aenter__(self) -> ConcurrencyLimiter:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()

@@ -22,6 +22,7 @@ from .backends import Backend, MemoryBackend, ValkeyBackend
 logger = logging.getLogger("glidelimit")
 P = ParamSpec("P")
 T = TypeVar("T")
+C = TypeVar("C", bound="ClosesBackend")
 
 FailurePolicy = Literal["allow", "deny", "raise"]
 _POLICIES = ("allow", "deny", "raise")
@@ -39,7 +40,28 @@ def default_backend() -> MemoryBackend:
     return _default_backend
 
 
-class Limiter:
+class ClosesBackend:
+    """``aclose()`` and ``async with`` for the limiters: closing one closes its backend."""
+
+    backend: Backend
+
+    async def aclose(self) -> None:
+        """Close the backend."""
+        await self.backend.aclose()
+
+    async def __aenter__(self: C) -> C:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+class Limiter(ClosesBackend):
     """Limits how much cost each key may spend per rate, on a shared backend.
 
     Args:
@@ -284,21 +306,6 @@ class Limiter:
         if self._denied is not None:
             self._denied.pop(keys[0], None)
         await self.backend.delete(keys)
-
-    async def aclose(self) -> None:
-        """Close the backend."""
-        await self.backend.aclose()
-
-    async def __aenter__(self) -> Limiter:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def _decide(self, request: Request) -> Decision:
         cache = self._denied if request.mode != Mode.RESERVE else None
