@@ -14,7 +14,7 @@ import anyio
 
 from ._decision import Decision
 from ._errors import BackendError, ConfigurationError, RateLimitExceeded
-from ._limiter import ClosesBackend, default_backend
+from ._limiter import ClosesBackend, default_backend, key_head
 from ._rate import Rate
 from .algorithms import CONCURRENCY, Limits, Mode, Request
 from .backends import Backend
@@ -66,19 +66,13 @@ class ConcurrencyLimiter(ClosesBackend):
             )
         if isinstance(lease, bool) or not isinstance(lease, (int, float)) or not lease >= 0.1:
             raise ConfigurationError(f"lease must be at least 0.1 seconds, got {lease!r}")
-        if not isinstance(name, str) or not name or any(c in name for c in "{}:"):
-            raise ConfigurationError(
-                f"limiter name must be a non-empty string without '{{', '}}' or ':', got {name!r}"
-            )
-        if not isinstance(prefix, str) or "{" in prefix or "}" in prefix:
-            raise ConfigurationError(f"prefix must be a string without braces, got {prefix!r}")
+        self._head = key_head(name, prefix)
         self.max_inflight = max_inflight
         self.lease = lease
         self.name = name
         self.backend: Backend = default_backend() if backend is None else backend
         rate = Rate(max_inflight, round(lease, 3))
         self._limits = Limits.of((rate,), (max_inflight,))
-        self._head = f"{prefix}{{{name}:"
         self._tail = f"}}:concurrency:{max_inflight}"
         self._freed: dict[str, anyio.Event] = {}  # per key: set when a slot frees here
         self._waiters: dict[str, int] = {}  # per key: how many wait in this process

@@ -32,6 +32,22 @@ _DENIED_MAX = 10_000  # keys held by one limiter's local deny cache
 _default_backend: MemoryBackend | None = None
 
 
+def key_head(name: str, prefix: str) -> str:
+    """How every key of a limiter named ``name`` starts, up to the caller's key.
+
+    Every key of one (limiter, key) shares the hash tag ``{name:key}``, so that a decision is
+    one script call on a cluster too. Names hold no ':', and key suffixes no '}', so no two
+    (name, key, suffix) give the same key, whatever the key's text.
+    """
+    if not isinstance(name, str) or not name or any(c in name for c in "{}:"):
+        raise ConfigurationError(
+            f"limiter name must be a non-empty string without '{{', '}}' or ':', got {name!r}"
+        )
+    if not isinstance(prefix, str) or "{" in prefix or "}" in prefix:
+        raise ConfigurationError(f"prefix must be a string without braces, got {prefix!r}")
+    return f"{prefix}{{{name}:"
+
+
 def default_backend() -> MemoryBackend:
     """The process-wide MemoryBackend that limiters made with ``backend=None`` share."""
     global _default_backend
@@ -117,12 +133,7 @@ class Limiter(ClosesBackend):
         self.backend: Backend = default_backend() if backend is None else backend
         if not isinstance(self.backend, Backend):
             raise ConfigurationError(f"backend must be a Backend, got {backend!r}")
-        if not isinstance(name, str) or not name or any(c in name for c in "{}:"):
-            raise ConfigurationError(
-                f"limiter name must be a non-empty string without '{{', '}}' or ':', got {name!r}"
-            )
-        if not isinstance(prefix, str) or "{" in prefix or "}" in prefix:
-            raise ConfigurationError(f"prefix must be a string without braces, got {prefix!r}")
+        self._head = key_head(name, prefix)
         self.name = name
         if not (on_backend_error in _POLICIES or isinstance(on_backend_error, Backend)):
             raise ConfigurationError(
@@ -148,10 +159,6 @@ class Limiter(ClosesBackend):
         self._denied: dict[str, tuple[float, int, Decision]] | None = {} if local_cache else None
         self._limits = Limits.of(self.rates, self._capacities(burst))
         self._max_cost = MAX_EXACT // max(r.period_ms for r in self.rates)
-        # Every key of one (limiter, key) shares the hash tag {name:key}, so that a decision is
-        # one script call on a cluster too. Names hold no ':', and suffixes no '}', so no two
-        # (name, key, rate) triples give the same key, whatever the key's text.
-        self._head = f"{prefix}{{{name}:"
         self._tails = tuple(f"}}:{algorithm}:{r.limit}:{r.period_ms}" for r in self.rates)
         self._last_warning = -math.inf
 
