@@ -15,13 +15,11 @@ import shutil
 import statistics
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
-from _servers import free_port, standalone  # noqa: E402
+from _servers import free_port, standalone, wait_for_http  # noqa: E402
 
 VARIANTS = ["none", "glidelimit-memory", "glidelimit-valkey", "slowapi", "fastapi-limiter"]
 
@@ -42,15 +40,7 @@ def measure(variant: str, url: str, seconds: float, repeats: int, connections: i
         [sys.executable, str(HERE / "http_app.py"), variant, "--port", str(port), "--url", url]
     )
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=1).read()
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError(f"{variant}: the app did not start") from None
-                time.sleep(0.1)
+        wait_for_http(f"http://127.0.0.1:{port}/ping", server)
         wrk(port, 1, connections)  # warm up
         runs = []
         for _ in range(repeats):

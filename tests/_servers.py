@@ -10,8 +10,10 @@ import socket
 import subprocess
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 HOST = "127.0.0.1"
 
@@ -43,6 +45,21 @@ def free_port() -> int:
         if _bindable(port) and _bindable(port + 10000):
             return port
     raise RuntimeError("no free loopback port found")
+
+
+def wait_for_http(url: str, proc: subprocess.Popen[Any], timeout: float = 20) -> None:
+    """Wait until ``url`` answers (any status), or fail if ``proc`` exits or time runs out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=1).read()
+            return
+        except urllib.error.HTTPError:
+            return  # it answered
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{url} did not answer (exit code {proc.poll()})") from None
+            time.sleep(0.1)
 
 
 def cli(port: int, *args: str, check: bool = True) -> str:

@@ -6,7 +6,6 @@ import re
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -48,7 +47,7 @@ def test_queue_consumers_cap_each_tenant(valkey_url: str) -> None:
 def test_api_clients_share_the_api_quota(valkey_url: str) -> None:
     """Two processes of examples/api_client.py calling examples/fastapi_app.py: 3 calls a
     second across both, so 8 calls take at least 7 / 3 s."""
-    from _servers import free_port
+    from _servers import free_port, wait_for_http
 
     port = free_port()
     api = subprocess.Popen(
@@ -56,14 +55,7 @@ def test_api_clients_share_the_api_quota(valkey_url: str) -> None:
         stdout=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1).read()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the example API did not start"
-                time.sleep(0.1)
+        wait_for_http(f"http://127.0.0.1:{port}/health", api)
         client = [str(EXAMPLES / "api_client.py"), "--url", valkey_url,
                   "--api", f"http://127.0.0.1:{port}", "--calls", "4"]  # fmt: skip
         started = time.monotonic()

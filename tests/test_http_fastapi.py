@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import anyio
@@ -21,7 +20,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from _http_servers import serve_asgi
-from _servers import free_port
+from _servers import free_port, wait_for_http
 from glidelimit import ConcurrencyLimiter, Decision, Limiter, MemoryBackend, ValkeyBackend, keys
 from glidelimit.backends import Backend
 from glidelimit.fastapi import (
@@ -295,15 +294,8 @@ def test_two_uvicorn_processes_share_one_valkey_limit(valkey_url: str) -> None:
         for port in ports
     ]
     try:
-        for port in ports:
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
-                    break
-                except httpx.TransportError:
-                    assert time.monotonic() < deadline, "the example app did not start"
-                    time.sleep(0.1)
+        for port, proc in zip(ports, procs):
+            wait_for_http(f"http://127.0.0.1:{port}/health", proc)
         with httpx.Client() as client:
             client.get(f"http://127.0.0.1:{ports[0]}/health")
             statuses = [
