@@ -34,6 +34,8 @@ async def test_batched_results_equal_one_by_one(deployment: Deployment) -> None:
         base = 1_700_000_000_000
         # One batch at a time: calls in one batch run in their order, while two batches in
         # flight at once may reach the server in either order (as any concurrent calls may).
+        # Connected first: calls queued behind the connection would go out as several batches.
+        await backend.connect()
         together_calls = requests(uuid.uuid4().hex, base)
         together = []
         for start in range(0, len(together_calls), 30):
@@ -51,7 +53,7 @@ async def test_an_error_fails_only_its_own_call(valkey: Server, name: str) -> No
     async with ValkeyBackend.from_url(valkey.url) as backend:
         limiter = Limiter("5/second", backend=backend, name=name, on_backend_error="raise")
         (wrong,) = limiter.keys("wrong")
-        cli(valkey.port, "SET", wrong, "not a hash")  # WRONGTYPE for the script
+        cli(valkey.port, "RPUSH", wrong, "not a limiter's state")  # WRONGTYPE for the script
         results = await asyncio.gather(
             *(limiter.hit(f"k{i}") for i in range(10)), limiter.hit("wrong"),
             return_exceptions=True,

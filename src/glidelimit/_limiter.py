@@ -186,9 +186,14 @@ class Limiter(ClosesBackend):
         if not isinstance(key, str) or not key:
             raise ConfigurationError(f"key must be a non-empty string, got {key!r}")
         head = self._head + key
-        return tuple(head + tail for tail in self._tails)
+        tails = self._tails
+        if len(tails) == 1:
+            return (head + tails[0],)
+        return tuple(head + tail for tail in tails)
 
     def _check_cost(self, cost: int) -> None:
+        if type(cost) is int and 0 <= cost <= self._max_cost:
+            return
         if isinstance(cost, bool) or not isinstance(cost, int) or cost < 0:
             raise ConfigurationError(f"cost must be a non-negative integer, got {cost!r}")
         if cost > self._max_cost:
@@ -329,7 +334,11 @@ class Limiter(ClosesBackend):
             error.__cause__ = breaker.last_error
             return await self._degraded(request, error)
         try:
-            raw = await self._ask(self.backend, request)
+            backend = self.backend
+            if isinstance(backend, (ValkeyBackend, MemoryBackend)):  # see _ask
+                raw = await backend.execute(self._algorithm, request)
+            else:
+                raw = await self._ask(backend, request)
         except BackendError as exc:
             breaker.failed(exc)
             return await self._degraded(request, exc)
@@ -419,6 +428,12 @@ class Limiter(ClosesBackend):
     def _decode(self, raw: list[int], degraded: bool = False) -> Decision:
         allowed = raw[0] == 1
         limits = self._limits
+        if len(limits.rates) == 1:  # the common case, without the search for the binding rate
+            _, remaining, reset, wait = raw[1:5]
+            rate, cap = limits.rates[0], limits.capacities[0]
+            state = RateState(rate, cap, remaining, reset / 1000)
+            retry = math.inf if wait < 0 else wait / 1000
+            return Decision(allowed, cap, remaining, reset / 1000, retry, rate, degraded, (state,))
         states = []
         retry = 0.0
         best, best_key = 0, (math.inf, 0.0)

@@ -8,6 +8,7 @@ A backend only executes an algorithm: Valkey runs the script, the memory backend
 from __future__ import annotations
 
 import enum
+import struct
 from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
@@ -30,16 +31,19 @@ class Limits:
 
     rates: tuple[Rate, ...]
     capacities: tuple[int, ...]
-    spec: str  # "limit period_ms capacity" per rate, as the script's argument ends
+    #: the number of rates, then limit, period_ms, capacity per rate, as doubles: how a
+    #: script's argument for one decision ends (see _prelude.lua)
+    packed: bytes
 
     @classmethod
     def of(cls, rates: tuple[Rate, ...], capacities: tuple[int, ...]) -> Limits:
-        spec = " ".join(f"{r.limit} {r.period_ms} {cap}" for r, cap in zip(rates, capacities))
-        return cls(rates, capacities, spec)
+        numbers = [len(rates)]
+        for rate, cap in zip(rates, capacities):
+            numbers += (rate.limit, rate.period_ms, cap)
+        return cls(rates, capacities, struct.pack(f"<{len(numbers)}d", *numbers))
 
 
-@dataclass(frozen=True, slots=True)
-class Request:
+class Request(NamedTuple):
     """One decision for one (limiter, key): ``keys[i]`` holds the state of ``limits.rates[i]``."""
 
     keys: tuple[str, ...]
@@ -65,7 +69,7 @@ class Check(NamedTuple):
 
 
 class Algorithm:
-    """The Python twin of ``_prelude.lua`` + ``<name>.lua`` + ``_driver.lua``.
+    """The Python twin of one decision of ``_prelude.lua`` + ``<name>.lua`` + ``_driver.lua``.
 
     Subclasses give ``name`` and the twins of the script's ``check`` and ``commit``.
     """
@@ -73,7 +77,7 @@ class Algorithm:
     name: ClassVar[str]
     reservable: ClassVar[bool] = False
     #: the files the script is made of, in order ({name} is the algorithm's own)
-    parts: ClassVar[tuple[str, ...]] = ("_prelude.lua", "{name}.lua", "_driver.lua")
+    parts: ClassVar[tuple[str, ...]] = ("_prelude.lua", "{name}.lua", "_driver.lua", "_main.lua")
 
     def check(self, state: Any, now: int, cost: int, limit: int, period: int, cap: int) -> Check:
         raise NotImplementedError

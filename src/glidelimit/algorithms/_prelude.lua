@@ -1,28 +1,41 @@
 -- glidelimit: the head shared by every algorithm's script. The script sent to the server is
--- this file, then the algorithm's own file (which defines check() and commit()), then _driver.lua.
+-- this file, the algorithm's own file, _driver.lua for a rate algorithm, then _main.lua.
 --
--- KEYS: one key per rate, all under one {hash tag}.
--- ARGV[1]: space-separated integers (one argument is cheaper to send than many): now in ms
---       ("-" = read the server clock), cost, mode (0 hit, 1 peek, 2 reserve), max wait in ms
---       for reserve (-1: no limit), then limit, period_ms, capacity per rate.
+-- One call runs one or more decisions (concurrent callers' decisions coalesced into one trip).
+-- ARGV[i] is decision i, packed as little-endian doubles (cheaper to read than text): now in ms
+-- (negative: the server's clock), cost, mode (0 hit, 1 peek, 2 reserve, 3 release, 4 renew),
+-- max wait in ms for reserve (-1: no limit), the number of rates, then limit, period_ms and
+-- capacity per rate; concurrency adds the holder's token after them, as text.
+-- KEYS: decision i's keys (one per rate, all under one {hash tag}) follow decision i-1's.
 -- Every number is an integer below 2^53, so Lua's doubles compute exactly what Python does.
-local argv = {}
-for word in string.gmatch(ARGV[1], '%S+') do
-  argv[#argv + 1] = word
+local now, cost, mode, max_wait, rates, token, ttl_pad
+local argv = {} -- limit, period, capacity of rate 1, of rate 2...
+local server_now
+local formats = {}
+
+-- Reads decision `arg` into the variables above, which the algorithm's functions use.
+local function parse(arg)
+  now, cost, mode, max_wait, rates = struct.unpack('<ddddd', arg)
+  local format = formats[rates]
+  if format == nil then
+    format = '<' .. string.rep('d', 3 * rates)
+    formats[rates] = format
+  end
+  argv = {struct.unpack(format, arg, 41)}
+  token = string.sub(arg, argv[#argv])
+  ttl_pad = 0
+  if now < 0 then
+    if server_now == nil then -- one clock reading per call
+      local t = redis.call('TIME')
+      server_now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    end
+    now = server_now
+  else
+    -- An explicit now is for tests: simulated time may run far slower than the real clock, so
+    -- keys must outlive the simulated TTL (every algorithm also detects stale state by itself).
+    ttl_pad = 86400000
+  end
 end
-local now = tonumber(argv[1])
-local ttl_pad = 0
-if now == nil then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-else
-  -- An explicit now is for tests: simulated time may run far slower than the real clock, so
-  -- keys must outlive the simulated TTL (every algorithm also detects stale state by itself).
-  ttl_pad = 86400000
-end
-local cost = tonumber(argv[2])
-local mode = tonumber(argv[3])
-local max_wait = tonumber(argv[4])
 
 local function floordiv(a, b)
   local q = math.floor(a / b)

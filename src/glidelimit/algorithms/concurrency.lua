@@ -1,37 +1,38 @@
 -- Concurrency: who holds a slot, as a sorted set of holder tokens scored by when their lease
 -- ends. A holder that dies stops renewing, and its slot frees itself when the lease ends.
--- Follows _prelude.lua (no _driver.lua: one key, and its own modes). ARGV[2] is the token.
--- The limit is max in flight, the period the lease in ms. Modes: 0 acquire, 1 peek,
--- 3 release, 4 renew. Returns the drivers' shape: {allowed, ok, remaining, reset_ms, retry_ms}.
-local key, token = KEYS[1], ARGV[2] or ''
-local limit, lease = tonumber(argv[5]), tonumber(argv[6])
-redis.call('ZREMRANGEBYSCORE', key, '-inf', now) -- the leases of holders that died
-local allowed = 0
-if mode == 3 then
-  redis.call('ZREM', key, token)
-elseif mode == 4 then
-  if redis.call('ZSCORE', key, token) then
-    redis.call('ZADD', key, now + lease, token)
-    allowed = 1
-  end
-else
-  local held = redis.call('ZSCORE', key, token)
-  if held or (mode == 0 and redis.call('ZCARD', key) < limit) then
-    if mode == 0 then
+-- Follows _prelude.lua (no _driver.lua: one key, and its own modes). The one rate's limit is max
+-- in flight, its period the lease in ms. Modes: 0 acquire, 1 peek, 3 release, 4 renew.
+-- Returns the drivers' shape: {allowed, ok, remaining, reset_ms, retry_ms}.
+local function decide(first)
+  local key, limit, lease = KEYS[first], argv[1], argv[2]
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now) -- the leases of holders that died
+  local allowed = 0
+  if mode == 3 then
+    redis.call('ZREM', key, token)
+  elseif mode == 4 then
+    if redis.call('ZSCORE', key, token) then
       redis.call('ZADD', key, now + lease, token)
+      allowed = 1
     end
-    allowed = 1
+  else
+    local held = redis.call('ZSCORE', key, token)
+    if held or (mode == 0 and redis.call('ZCARD', key) < limit) then
+      if mode == 0 then
+        redis.call('ZADD', key, now + lease, token)
+      end
+      allowed = 1
+    end
   end
-end
-local n = redis.call('ZCARD', key)
-local reset, retry = 0, 0
-if n > 0 then
-  local last = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
-  reset = tonumber(last[2]) - now
-  redis.call('PEXPIRE', key, reset + ttl_pad)
-  if allowed == 0 then
-    local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-    retry = tonumber(first[2]) - now -- at the latest, a slot frees when this lease ends
+  local n = redis.call('ZCARD', key)
+  local reset, retry = 0, 0
+  if n > 0 then
+    local last = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+    reset = tonumber(last[2]) - now
+    redis.call('PEXPIRE', key, reset + ttl_pad)
+    if allowed == 0 then
+      local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+      retry = tonumber(oldest[2]) - now -- at the latest, a slot frees when this lease ends
+    end
   end
+  return {allowed, allowed, math.max(limit - n, 0), reset, retry}
 end
-return {allowed, allowed, math.max(limit - n, 0), reset, retry}

@@ -13,7 +13,7 @@ class Concurrency(Algorithm):
     """
 
     name = "concurrency"
-    parts: ClassVar[tuple[str, ...]] = ("_prelude.lua", "concurrency.lua")
+    parts: ClassVar[tuple[str, ...]] = ("_prelude.lua", "concurrency.lua", "_main.lua")
 
     def decide(
         self, states: list[Any], request: Request, now: int

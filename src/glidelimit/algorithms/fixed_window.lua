@@ -24,7 +24,7 @@ local function check(key, limit, period, cap)
   return c
 end
 
-local function commit(key, c)
+local function commit(key, c, ttl)
   if c.wend == nil then
     redis.call('HSET', key, 'n', cost, 'e', now + c.reset1)
   else

@@ -27,7 +27,7 @@ local function check(key, limit, period, cap)
   return c
 end
 
-local function commit(key, c)
+local function commit(key, c, ttl)
   redis.call('ZREMRANGEBYSCORE', key, '-inf', c.dead)
   -- Members must be unique: those of one instant are numbered on from how many that instant
   -- has, which is exact because the members of one instant only ever leave together (even if

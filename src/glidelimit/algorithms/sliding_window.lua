@@ -37,6 +37,6 @@ local function check(key, limit, period, cap)
   return c
 end
 
-local function commit(key, c)
+local function commit(key, c, ttl)
   redis.call('HSET', key, 'w', c.w, 'c', c.cur, 'p', c.prev)
 end

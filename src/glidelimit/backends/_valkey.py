@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import asyncio
 import atexit
+import binascii
 import contextlib
+import heapq
 import math
+import struct
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
@@ -36,6 +40,8 @@ _BATCH = 32
 # glide's own reconnection, for clients from_url makes: at most 160 ms between attempts (glide's
 # default grows to 3.2 s), so that a server that is back is used again within about a second.
 _RECONNECT = {"num_of_retries": 4, "factor": 10, "exponent_base": 2}
+# how a script's argument for one decision starts: now, cost, mode, max wait (_prelude.lua)
+_HEAD = struct.Struct("<4d")
 _scripts: dict[str, Script] = {}
 # glide's Script.__del__ logs through its FFI, which fails once the interpreter is shutting down
 atexit.register(_scripts.clear)
@@ -55,8 +61,9 @@ def _script(algorithm: Algorithm) -> Script:
 class ValkeyBackend:
     """Decides on Valkey (standalone or cluster) through a valkey-glide client.
 
-    Every decision is one script call (EVALSHA) that reads the server's clock, so clock skew
-    between workers changes nothing.
+    Decisions are script calls (EVALSHA) that read the server's clock, so clock skew between
+    workers changes nothing; the decisions that reach it in one event-loop turn share one
+    round trip.
 
     Args:
         client: A connected ``GlideClient`` or ``GlideClusterClient``. Closing the backend
@@ -64,7 +71,10 @@ class ValkeyBackend:
     """
 
     def __init__(self, client: GlideClient | GlideClusterClient) -> None:
+        from glide import GlideClusterClient
+
         self._client: Client | None = client
+        self._cluster = isinstance(client, GlideClusterClient)
         self._config: Config | None = None
         self._loop: object = None  # the event loop self._client belongs to
         self._lock: anyio.Lock | None = None  # serialises connecting, in self._lock_loop
@@ -72,8 +82,9 @@ class ValkeyBackend:
         self._connect_error: BackendError | None = None
         self._retry_at = 0.0
         self._backoff = 0.0
-        self._gathering: tuple[Client, list[_Call]] | None = None
+        self._gathering: _Batch | None = None  # the batch that calls of this loop turn join
         self._in_flight = 0  # calls sent and not answered yet
+        self._deadlines: _Deadlines | None = None
 
     @classmethod
     def from_url(cls, url: str, **glide_options: object) -> ValkeyBackend:
@@ -94,11 +105,15 @@ class ValkeyBackend:
         """
         backend = cls.__new__(cls)
         backend._client = None
+        from glide import GlideClusterClientConfiguration
+
         backend._config = _config_from_url(url, glide_options)
+        backend._cluster = isinstance(backend._config, GlideClusterClientConfiguration)
         backend._loop = backend._lock = backend._lock_loop = backend._connect_error = None
         backend._retry_at = backend._backoff = 0.0
         backend._gathering = None
         backend._in_flight = 0
+        backend._deadlines = None
         return backend
 
     async def connect(self) -> None:
@@ -187,35 +202,60 @@ class ValkeyBackend:
 
     async def execute(self, algorithm: Algorithm, request: Request) -> list[int]:
         """Run ``algorithm`` on ``request``, within ``request.timeout`` (a time budget)."""
-        client = await self._get_client(request.timeout)
+        client, loop = self._client, _running_loop()
+        if client is None or self._loop is not loop:
+            client = await self._get_client(request.timeout)
         call = _Call(algorithm, request)
-        gathering = self._gathering
-        if gathering is not None and gathering[0] is client and len(gathering[1]) < _BATCH:
+        batch = self._gathering
+        if batch is not None and batch.client is client and len(batch.calls) < _BATCH:
             # another call of this event-loop turn is gathering a batch: go out with it
-            call.done = anyio.Event()
-            gathering[1].append(call)
-            await call.done.wait()
-            if call.resend:  # its leader was cancelled before sending: nothing went out
+            batch.calls.append(call)
+            if batch.futures is not None:  # asyncio: a bare future is the cheapest wait
+                future = batch.loop.create_future()  # type: ignore[attr-defined]
+                batch.futures.append(future)
+                await future
+            else:
+                if batch.done is None:
+                    batch.done = anyio.Event()
+                await batch.done.wait()
+            if batch.resend:  # its leader was cancelled before sending: nothing went out
                 return await self.execute(algorithm, request)
             return call.result()
-        calls = [call]
-        started = anyio.current_time()
-        if self._in_flight:
-            # Under load: lead a batch, letting the calls that are ready in this loop turn
-            # join it (one pass of the loop, no timer), then send them all together. With
-            # nothing in flight, a call goes out at once: no pass of the loop to wait for.
-            self._gathering = (client, calls)
+        timeout = request.timeout
+        if not self._in_flight:
+            # Nothing in flight: go out at once, no pass of the event loop to wait for, and
+            # nobody else waits on this trip.
+            self._in_flight = 1
             try:
-                await anyio.lowlevel.cancel_shielded_checkpoint()
-            except BaseException:  # a native cancellation (asyncio's task.cancel())
-                for other in calls[1:]:
-                    other.resend = True
-                    assert other.done is not None
-                    other.done.set()
-                raise
+                if timeout is None:
+                    await _send(client, [call], self._cluster)
+                else:
+                    deadlines = self._deadlines
+                    if deadlines is None or deadlines.loop is not loop:
+                        deadlines = self._deadlines = _Deadlines.of(loop)
+                    with (
+                        anyio.move_on_after(timeout)
+                        if deadlines is None
+                        else deadlines.watch(timeout, call)
+                    ):
+                        await _send(client, [call], self._cluster)
             finally:
-                if self._gathering is not None and self._gathering[1] is calls:
-                    self._gathering = None
+                self._in_flight -= 1
+            return call.result()
+        # Under load: lead a batch, letting the calls that are ready in this loop turn join it
+        # (one pass of the loop, no timer), then send them all together.
+        started = anyio.current_time()
+        batch = self._gathering = _Batch(client, call, loop)
+        try:
+            await anyio.lowlevel.cancel_shielded_checkpoint()
+        except BaseException:  # a native cancellation (asyncio's task.cancel())
+            batch.resend = True
+            batch.release()
+            raise
+        finally:
+            if self._gathering is batch:
+                self._gathering = None
+        calls = batch.calls
         # Shielded, since the others wait on this round trip too, and bounded by the shortest
         # time budget of its calls (one timer a batch, not one a call: timers cost); past
         # it, the whole batch fails as timed out. Nobody's own deadline cuts the others'.
@@ -224,9 +264,10 @@ class ValkeyBackend:
         self._in_flight += len(calls)
         try:
             with anyio.CancelScope(shield=True, deadline=deadline):
-                await _send(client, calls)
+                await _send(client, calls, self._cluster)
         finally:
             self._in_flight -= len(calls)
+            batch.release()
         return call.result()
 
     async def delete(self, keys: Sequence[str]) -> None:
@@ -257,78 +298,204 @@ class ValkeyBackend:
                 await client.close()
 
 
+def _running_loop() -> object:
+    """The running event loop (as ``anyio.lowlevel.current_token().native_token``), fast."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:  # trio
+        return anyio.lowlevel.current_token().native_token
+
+
 class _Call:
     """One decision on its way to Valkey, alone or in a batch."""
 
-    __slots__ = ("algorithm", "args", "done", "error", "keys", "resend", "timeout", "value")
+    __slots__ = ("algorithm", "arg", "error", "keys", "timeout", "value")
+    arg: bytes
 
     def __init__(self, algorithm: Algorithm, request: Request) -> None:
         self.algorithm = algorithm
         self.timeout = request.timeout
-        self.keys: list[str | bytes] = list(request.keys)
-        now = "-" if request.now is None else request.now
-        arg = f"{now} {request.cost} {request.mode:d} {request.max_wait} {request.limits.spec}"
-        self.args: list[str | bytes] = [arg, request.token] if request.token else [arg]
-        self.done: anyio.Event | None = None  # set for a call that waits on another's batch
-        self.value: object = None
+        self.keys = request.keys
+        now = -1 if request.now is None else request.now  # -1: the server's clock
+        head = _HEAD.pack(now, request.cost, request.mode, request.max_wait)
+        arg = head + request.limits.packed
+        self.arg = arg + request.token.encode() if request.token else arg
+        self.value: list[int] | None = None
         self.error: BaseException | None = None
-        self.resend = False
 
-    def fail(self, exc: BaseException) -> None:
+    def fail(self, exc: BaseException | str) -> None:
         error = BackendError(f"Valkey failed to run {self.algorithm.name}: {exc}")
-        error.__cause__ = exc
+        if isinstance(exc, BaseException):
+            error.__cause__ = exc
         self.error = error
 
     def result(self) -> list[int]:
         if self.error is not None:
             raise self.error
-        return cast("list[int]", self.value)  # every script returns a list of integers
+        assert self.value is not None
+        return self.value
 
 
-async def _send(client: Client, calls: list[_Call]) -> None:
-    """Run ``calls`` on Valkey: one EVALSHA, or a pipeline (a non-atomic glide Batch) of them.
+class _Deadlines:
+    """Cuts lone calls short at the end of their time budget, with one asyncio timer for all
+    of them: a timer per call (``anyio.move_on_after``) stays in the loop's heap until its
+    deadline, and costs more than the call itself."""
 
-    A batch has no NOSCRIPT fallback of its own: its calls that found the script cache
-    flushed go again one by one through ``invoke_script``, which loads the script.
+    __slots__ = ("_armed", "_heap", "_seq", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._heap: list[tuple[float, int, anyio.CancelScope, _Call]] = []
+        self._seq = 0
+        self._armed = math.inf  # when the timer fires next
+
+    @classmethod
+    def of(cls, loop: object) -> _Deadlines | None:
+        """One for ``loop``, or None for an event loop that has cheap timers (trio)."""
+        return cls(loop) if isinstance(loop, asyncio.AbstractEventLoop) else None
+
+    def watch(self, timeout: float, call: _Call) -> anyio.CancelScope:
+        """A scope that is cancelled if ``call`` has no answer ``timeout`` seconds from now."""
+        scope = anyio.CancelScope()
+        deadline = self.loop.time() + timeout
+        self._seq += 1
+        heapq.heappush(self._heap, (deadline, self._seq, scope, call))
+        if deadline < self._armed:
+            self._armed = deadline
+            self.loop.call_at(deadline, self._expire)
+        return scope
+
+    def _expire(self) -> None:
+        heap, now = self._heap, self.loop.time()
+        while heap and heap[0][0] <= now:
+            _, _, scope, call = heapq.heappop(heap)
+            if call.value is None and call.error is None:
+                scope.cancel()
+        self._armed = heap[0][0] if heap else math.inf
+        if heap:
+            self.loop.call_at(self._armed, self._expire)
+
+
+class _Batch:
+    """The calls of one event-loop turn, sent together by the first of them (the leader)."""
+
+    __slots__ = ("calls", "client", "done", "futures", "loop", "resend")
+
+    def __init__(self, client: Client, leader: _Call, loop: object) -> None:
+        self.client = client
+        self.calls = [leader]
+        self.loop = loop
+        # what the others wait on: a future each under asyncio, else one Event (made when a
+        # second call joins)
+        self.futures: list[asyncio.Future[None]] | None = (
+            [] if isinstance(loop, asyncio.AbstractEventLoop) else None
+        )
+        self.done: anyio.Event | None = None
+        self.resend = False  # the leader was cancelled before sending: the others go again
+
+    def release(self) -> None:
+        """Wake the calls that wait on this batch."""
+        if self.futures is not None:
+            for future in self.futures:
+                if not future.done():  # a waiter that was cancelled is done already
+                    future.set_result(None)
+        elif self.done is not None:
+            self.done.set()
+
+
+async def _send(client: Client, calls: list[_Call], cluster: bool) -> None:
+    """Run ``calls`` on Valkey in as few script calls as it allows.
+
+    The calls of one algorithm are one script call (on a cluster, one per hash slot); several
+    script calls go out as one pipeline (a non-atomic glide Batch). A lone script call goes
+    through ``invoke_script``, which loads the script on NOSCRIPT (flushed cache, restart,
+    failover); a Batch has no such fallback, so its script calls that found the cache flushed
+    go again one by one through ``invoke_script``.
     """
-    from glide import Batch, ClusterBatch, GlideClusterClient, GlideError
-
+    groups: dict[object, list[_Call]] = {}
+    for call in calls:
+        where = (call.algorithm, _slot(call.keys[0])) if cluster else call.algorithm
+        if where in groups:
+            groups[where].append(call)
+        else:
+            groups[where] = [call]
+    again = list(groups.values())
     try:
-        again = calls
-        if len(calls) > 1:
-            batch = ClusterBatch(False) if isinstance(client, GlideClusterClient) else Batch(False)
-            for call in calls:
-                sha = _script(call.algorithm).get_hash()
-                batch.custom_command(["EVALSHA", sha, str(len(call.keys)), *call.keys, *call.args])
+        if len(again) > 1:
+            again = await _pipeline(client, again, cluster)
+        for group in again:
             try:
-                results = await client.exec(batch, raise_on_error=False)
-            except GlideError as exc:
-                for call in calls:
-                    call.fail(exc)
-                return
-            again = []
-            for call, value in zip(calls, results or ()):
-                if not isinstance(value, GlideError):
-                    call.value = value
-                elif "NoScript" in str(value) or "NOSCRIPT" in str(value):
-                    again.append(call)
-                else:
-                    call.fail(value)
-        for call in again:
-            try:
-                call.value = await client.invoke_script(
-                    _script(call.algorithm), keys=call.keys, args=call.args
+                value = await client.invoke_script(
+                    _script(group[0].algorithm),
+                    keys=[key for call in group for key in call.keys],
+                    args=[call.arg for call in group],
                 )
-            except GlideError as exc:
-                call.fail(exc)
+            except Exception as exc:
+                _fail(group, exc)
+            else:
+                _deliver(group, value)
     finally:
         for call in calls:
             if call.value is None and call.error is None:  # a budget (or a cancel) cut it short
                 call.fail(
                     TimeoutError("no answer within the time budget (it may still have counted)")
                 )
-            if call.done is not None:
-                call.done.set()
+
+
+async def _pipeline(client: Client, groups: list[list[_Call]], cluster: bool) -> list[list[_Call]]:
+    """One script call per group, as one Batch; returns the groups that met NOSCRIPT."""
+    from glide import Batch, ClusterBatch, GlideError
+
+    batch = ClusterBatch(False) if cluster else Batch(False)
+    for group in groups:
+        keys = [key for call in group for key in call.keys]
+        sha = _script(group[0].algorithm).get_hash()
+        batch.custom_command(["EVALSHA", sha, str(len(keys)), *keys, *(c.arg for c in group)])
+    try:
+        results = await client.exec(batch, raise_on_error=False)
+    except Exception as exc:
+        for group in groups:
+            _fail(group, exc)
+        return []
+    again = []
+    for group, value in zip(groups, results or ()):
+        if not isinstance(value, GlideError):
+            _deliver(group, value)
+        elif "NoScript" in str(value) or "NOSCRIPT" in str(value):
+            again.append(group)
+        else:
+            _fail(group, value)
+    return again
+
+
+def _fail(calls: list[_Call], exc: Exception) -> None:
+    """Fail ``calls`` with glide's error ``exc``; any other exception is a bug: raised."""
+    from glide import GlideError
+
+    if not isinstance(exc, GlideError):
+        raise exc
+    for call in calls:
+        call.fail(exc)
+
+
+def _deliver(calls: list[_Call], value: object) -> None:
+    """Hand each call its entry of a script's result: a list of integers, or an error's text."""
+    results = cast("list[list[int] | bytes]", value)
+    for call, result in zip(calls, results):
+        if isinstance(result, list):
+            call.value = result
+        else:
+            call.fail(result.decode(errors="replace"))
+
+
+def _slot(key: str) -> int:
+    """The cluster hash slot of ``key`` (every key of a decision has one {hash tag})."""
+    start = key.find("{")
+    if start >= 0:
+        end = key.find("}", start + 1)
+        if end > start + 1:
+            key = key[start + 1 : end]
+    return binascii.crc_hqx(key.encode(), 0) % 16384
 
 
 def _config_from_url(url: str, options: dict[str, object]) -> Config:
