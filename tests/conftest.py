@@ -19,6 +19,14 @@ def valkey() -> Iterator[Server]:
     server.kill()
 
 
+@pytest.fixture
+def own_valkey() -> Iterator[Server]:
+    """A server of the test's own, for a test that pauses it (a pause outlives the test)."""
+    server = standalone()
+    yield server
+    server.kill()
+
+
 @pytest.fixture(scope="session")
 def valkey_cluster() -> Iterator[list[Server]]:
     servers = cluster()

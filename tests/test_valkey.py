@@ -4,6 +4,7 @@ hash tags on a cluster, key TTLs."""
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 
 import anyio
@@ -237,3 +238,41 @@ async def test_every_key_has_a_ttl_no_longer_than_it_needs(
     assert 0 < ttl <= longest_ms
     # exactly as long as its state matters (less the time valkey-cli took)
     assert d.reset_after * 1000 - took_ms <= ttl <= d.reset_after * 1000
+
+
+async def test_a_lone_calls_budget_ends_it_and_leaves_the_task_uncancelled(
+    own_valkey: Server, name: str
+) -> None:
+    async with ValkeyBackend.from_url(own_valkey.url) as backend:
+        limiter = Limiter("5/second", backend=backend, name=name, backend_timeout=0.1)
+        await limiter.hit("warm")
+        cli(own_valkey.port, "CLIENT", "PAUSE", "600", "ALL")
+        started = time.monotonic()
+        with anyio.fail_after(2):
+            decision = await limiter.hit("k")  # alone: nothing else in flight
+        assert 0.09 < time.monotonic() - started < 0.4
+        assert decision.degraded  # the failure policy decided, at the budget
+        task = asyncio.current_task()
+        assert task is not None
+        if sys.version_info >= (3, 11):
+            assert task.cancelling() == 0  # the budget took its cancellation back
+        await asyncio.sleep(0)  # and no stray cancellation is left to land later
+
+
+async def test_a_callers_own_cancellation_passes_a_lone_calls_budget(
+    own_valkey: Server, name: str
+) -> None:
+    async with ValkeyBackend.from_url(own_valkey.url) as backend:
+        limiter = Limiter("5/second", backend=backend, name=name, backend_timeout=0.3)
+        await limiter.hit("warm")
+        cli(own_valkey.port, "CLIENT", "PAUSE", "600", "ALL")
+        with anyio.move_on_after(0.05) as scope:  # the caller's deadline, first
+            await limiter.hit("a")
+        assert scope.cancelled_caught
+        task = asyncio.create_task(limiter.hit("b"))
+        await asyncio.sleep(0.05)
+        task.cancel()  # native asyncio cancellation
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await anyio.sleep(0.4)  # past every budget: nothing fires on a finished task
+        assert (await limiter.hit("c")).allowed

@@ -233,12 +233,16 @@ class ValkeyBackend:
                     deadlines = self._deadlines
                     if deadlines is None or deadlines.loop is not loop:
                         deadlines = self._deadlines = _Deadlines.of(loop)
-                    with (
-                        anyio.move_on_after(timeout)
-                        if deadlines is None
-                        else deadlines.watch(timeout, call)
-                    ):
-                        await _send(client, [call], self._cluster)
+                    if deadlines is None:
+                        with anyio.move_on_after(timeout):
+                            await _send(client, [call], self._cluster)
+                    else:
+                        deadlines.watch(timeout, call)
+                        try:
+                            await _send(client, [call], self._cluster)
+                        except asyncio.CancelledError:
+                            if not deadlines.absorb(call):
+                                raise
             finally:
                 self._in_flight -= 1
             return call.result()
@@ -309,7 +313,7 @@ def _running_loop() -> object:
 class _Call:
     """One decision on its way to Valkey, alone or in a batch."""
 
-    __slots__ = ("algorithm", "arg", "error", "keys", "timeout", "value")
+    __slots__ = ("algorithm", "arg", "error", "expired", "keys", "timeout", "value")
     arg: bytes
 
     def __init__(self, algorithm: Algorithm, request: Request) -> None:
@@ -322,6 +326,7 @@ class _Call:
         self.arg = arg + request.token.encode() if request.token else arg
         self.value: list[int] | None = None
         self.error: BaseException | None = None
+        self.expired = False  # its time budget ran out (a lone call's: see _Deadlines)
 
     def fail(self, exc: BaseException | str) -> None:
         error = BackendError(f"Valkey failed to run {self.algorithm.name}: {exc}")
@@ -339,13 +344,14 @@ class _Call:
 class _Deadlines:
     """Cuts lone calls short at the end of their time budget, with one asyncio timer for all
     of them: a timer per call (``anyio.move_on_after``) stays in the loop's heap until its
-    deadline, and costs more than the call itself."""
+    deadline, and costs more than the call itself. As ``asyncio.timeout`` does, it cancels
+    the waiting task, and the task takes back that one cancellation (:meth:`absorb`)."""
 
     __slots__ = ("_armed", "_heap", "_seq", "loop")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self._heap: list[tuple[float, int, anyio.CancelScope, _Call]] = []
+        self._heap: list[tuple[float, int, asyncio.Task[Any], _Call]] = []
         self._seq = 0
         self._armed = math.inf  # when the timer fires next
 
@@ -354,26 +360,38 @@ class _Deadlines:
         """One for ``loop``, or None for an event loop that has cheap timers (trio)."""
         return cls(loop) if isinstance(loop, asyncio.AbstractEventLoop) else None
 
-    def watch(self, timeout: float, call: _Call) -> anyio.CancelScope:
-        """A scope that is cancelled if ``call`` has no answer ``timeout`` seconds from now."""
-        scope = anyio.CancelScope()
+    def watch(self, timeout: float, call: _Call) -> None:
+        """Cancel the current task if ``call`` has no answer ``timeout`` seconds from now."""
+        task = asyncio.current_task()
+        assert task is not None
         deadline = self.loop.time() + timeout
         self._seq += 1
-        heapq.heappush(self._heap, (deadline, self._seq, scope, call))
+        heapq.heappush(self._heap, (deadline, self._seq, task, call))
         if deadline < self._armed:
             self._armed = deadline
             self.loop.call_at(deadline, self._expire)
-        return scope
 
     def _expire(self) -> None:
         heap, now = self._heap, self.loop.time()
         while heap and heap[0][0] <= now:
-            _, _, scope, call = heapq.heappop(heap)
+            _, _, task, call = heapq.heappop(heap)
+            # unanswered means still awaiting, inside execute()'s try: the cancellation lands
+            # there, and nowhere else
             if call.value is None and call.error is None:
-                scope.cancel()
+                call.expired = True
+                task.cancel()
         self._armed = heap[0][0] if heap else math.inf
         if heap:
             self.loop.call_at(self._armed, self._expire)
+
+    @staticmethod
+    def absorb(call: _Call) -> bool:
+        """Whether the cancellation that ``call``'s task met is the budget's own; if so, the
+        task takes it back (unless someone else cancelled the task too: then it goes on)."""
+        if not call.expired:
+            return False
+        uncancel = getattr(asyncio.current_task(), "uncancel", None)  # Python 3.11+
+        return uncancel is None or uncancel() == 0
 
 
 class _Batch:
