@@ -6,7 +6,6 @@ import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import replace
 from types import TracebackType
 from typing import Literal, ParamSpec, TypeVar
 
@@ -247,8 +246,7 @@ class Limiter(ClosesBackend):
                     with anyio.CancelScope(shield=True):
                         await self._decide(self._request(keys, -cost))
                 raise
-            return replace(
-                decision,
+            return decision._replace(
                 retry_after=0.0,
                 reset_after=max(decision.reset_after - decision.retry_after, 0.0),
             )
@@ -386,12 +384,11 @@ class Limiter(ClosesBackend):
         if request.cost < cost:  # a smaller cost may be allowed sooner: ask
             return None
         passed = decision.retry_after - left
-        return replace(
-            decision,
+        return decision._replace(
             retry_after=left,
             reset_after=max(decision.reset_after - passed, 0.0),
             rates=tuple(
-                replace(s, reset_after=max(s.reset_after - passed, 0.0)) for s in decision.rates
+                s._replace(reset_after=max(s.reset_after - passed, 0.0)) for s in decision.rates
             ),
         )
 

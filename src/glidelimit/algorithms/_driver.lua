@@ -5,8 +5,7 @@ local function decide(first)
   local checks = {}
   local allowed = true
   for i = 1, rates do
-    local a = 3 * (i - 1)
-    local c = check(KEYS[first + i - 1], argv[a + 1], argv[a + 2], argv[a + 3])
+    local c = check(KEYS[first + i - 1], rate(i))
     if mode == 2 then
       c.ok = c.retry >= 0 and (max_wait < 0 or c.retry <= max_wait)
     end

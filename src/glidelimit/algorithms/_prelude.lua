@@ -8,21 +8,13 @@
 -- capacity per rate; concurrency adds the holder's token after them, as text.
 -- KEYS: decision i's keys (one per rate, all under one {hash tag}) follow decision i-1's.
 -- Every number is an integer below 2^53, so Lua's doubles compute exactly what Python does.
-local now, cost, mode, max_wait, rates, token, ttl_pad
-local argv = {} -- limit, period, capacity of rate 1, of rate 2...
+local now, cost, mode, max_wait, rates, arg, ttl_pad
 local server_now
-local formats = {}
 
--- Reads decision `arg` into the variables above, which the algorithm's functions use.
-local function parse(arg)
-  now, cost, mode, max_wait, rates = struct.unpack('<ddddd', arg)
-  local format = formats[rates]
-  if format == nil then
-    format = '<' .. string.rep('d', 3 * rates)
-    formats[rates] = format
-  end
-  argv = {struct.unpack(format, arg, 41)}
-  token = string.sub(arg, argv[#argv])
+-- Reads decision `a` into the variables above, which the algorithm's functions use.
+local function parse(a)
+  arg = a
+  now, cost, mode, max_wait, rates = struct.unpack('<ddddd', a)
   ttl_pad = 0
   if now < 0 then
     if server_now == nil then -- one clock reading per call
@@ -35,6 +27,12 @@ local function parse(arg)
     -- keys must outlive the simulated TTL (every algorithm also detects stale state by itself).
     ttl_pad = 86400000
   end
+end
+
+-- Rate i's limit, period in ms and capacity.
+local function rate(i)
+  local limit, period, cap = struct.unpack('<ddd', arg, 17 + 24 * i)
+  return limit, period, cap
 end
 
 local function floordiv(a, b)

@@ -16,19 +16,17 @@ local function check(key, limit, period, cap)
   local new = math.max(cur + cost * period, 0)
   local full = cap * period
   -- giving back (cost <= 0) is always allowed, even while others' reservations are queued
-  local c = {ok = new <= full or cost <= 0, new = new}
+  local ok = new <= full or cost <= 0
+  local retry = 0
   if cost > cap then
-    c.retry = -1
-  elseif c.ok then
-    c.retry = 0
-  else
-    c.retry = ceildiv(new - full, limit)
+    retry = -1
+  elseif not ok then
+    retry = ceildiv(new - full, limit)
   end
-  c.rem0 = math.max(floordiv(full - cur, period), 0)
-  c.rem1 = math.max(floordiv(full - new, period), 0)
-  c.reset0 = ceildiv(cur, limit)
-  c.reset1 = ceildiv(new, limit)
-  return c
+  return {ok = ok, new = new, retry = retry,
+    rem0 = math.max(floordiv(full - cur, period), 0),
+    rem1 = math.max(floordiv(full - new, period), 0),
+    reset0 = ceildiv(cur, limit), reset1 = ceildiv(new, limit)}
 end
 
 local function commit(key, c, ttl)

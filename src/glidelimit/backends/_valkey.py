@@ -430,14 +430,7 @@ async def _send(client: Client, calls: list[_Call], cluster: bool) -> None:
     failover); a Batch has no such fallback, so its script calls that found the cache flushed
     go again one by one through ``invoke_script``.
     """
-    groups: dict[object, list[_Call]] = {}
-    for call in calls:
-        where = (call.algorithm, _slot(call.keys[0])) if cluster else call.algorithm
-        if where in groups:
-            groups[where].append(call)
-        else:
-            groups[where] = [call]
-    again = list(groups.values())
+    again = _groups(calls, cluster)
     try:
         if len(again) > 1:
             again = await _pipeline(client, again, cluster)
@@ -458,6 +451,20 @@ async def _send(client: Client, calls: list[_Call], cluster: bool) -> None:
                 call.fail(
                     TimeoutError("no answer within the time budget (it may still have counted)")
                 )
+
+
+def _groups(calls: list[_Call], cluster: bool) -> list[list[_Call]]:
+    """``calls`` by algorithm (and hash slot, on a cluster), in order: one script call each."""
+    if len(calls) == 1:
+        return [calls]
+    groups: dict[object, list[_Call]] = {}
+    for call in calls:
+        where = (call.algorithm, _slot(call.keys[0])) if cluster else call.algorithm
+        if where in groups:
+            groups[where].append(call)
+        else:
+            groups[where] = [call]
+    return list(groups.values())
 
 
 async def _pipeline(client: Client, groups: list[list[_Call]], cluster: bool) -> list[list[_Call]]:
