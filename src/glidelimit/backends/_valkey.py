@@ -103,10 +103,10 @@ class ValkeyBackend:
         Raises:
             ConfigurationError: If the URL or an option is not valid.
         """
-        backend = cls.__new__(cls)
-        backend._client = None
         from glide import GlideClusterClientConfiguration
 
+        backend = cls.__new__(cls)
+        backend._client = None
         backend._config = _config_from_url(url, glide_options)
         backend._cluster = isinstance(backend._config, GlideClusterClientConfiguration)
         backend._loop = backend._lock = backend._lock_loop = backend._connect_error = None
