@@ -1,14 +1,16 @@
 """What an algorithm is: a Lua script and its Python twin, which must agree exactly.
 
 A backend only executes an algorithm: Valkey runs the script, the memory backend runs
-:meth:`Algorithm.decide`. Both return the same flat list of integers, which
-:func:`glidelimit._limiter` turns into a Decision.
+:meth:`Algorithm.decide` (with one rate, the same decision in one :meth:`Algorithm.single`
+step). Both return the same flat list of integers, which :func:`glidelimit._limiter` turns
+into a Decision.
 """
 
 from __future__ import annotations
 
 import enum
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
@@ -68,14 +70,25 @@ class Check(NamedTuple):
     new: Any  # what commit() needs
 
 
+#: One rate's whole decision, the fast twin of :meth:`Algorithm.decide_rates` for one key:
+#: ``step(state, now, cost, mode, max_wait) -> (result, state to store, ttl in ms)``, where
+#: the TTL is > 0 to store the state, 0 to delete the key, and -1 to leave it as it is.
+Step = Callable[[Any, int, int, int, int], tuple[list[int], Any, int]]
+
+_PEEK, _RESERVE = int(Mode.PEEK), int(Mode.RESERVE)
+
+
 class Algorithm:
     """The Python twin of one decision of ``_prelude.lua`` + ``<name>.lua`` + ``_driver.lua``.
 
-    Subclasses give ``name`` and the twins of the script's ``check`` and ``commit``.
+    Subclasses give ``name``, the twins of the script's ``check`` and ``commit``, and
+    :meth:`single`, the same decision for one rate in one step (what most limiters have).
     """
 
     name: ClassVar[str]
     reservable: ClassVar[bool] = False
+    #: whether ``_driver.lua`` decides (per rate: check, then commit all or none)
+    driven: ClassVar[bool] = True
     #: the files the script is made of, in order ({name} is the algorithm's own)
     parts: ClassVar[tuple[str, ...]] = ("_prelude.lua", "{name}.lua", "_driver.lua", "_main.lua")
 
@@ -83,6 +96,11 @@ class Algorithm:
         raise NotImplementedError
 
     def commit(self, state: Any, check: Check, now: int, cost: int) -> Any:
+        raise NotImplementedError
+
+    def single(self, limit: int, period: int, cap: int) -> Step:
+        """The :data:`Step` that decides one rate as :meth:`decide_rates` would, without its
+        per-rate bookkeeping (the twin of the script with one key)."""
         raise NotImplementedError
 
     @cached_property
@@ -96,28 +114,37 @@ class Algorithm:
     def decide(
         self, states: list[Any], request: Request, now: int
     ) -> tuple[list[int], list[tuple[Any, int]] | None]:
-        """Twin of ``_driver.lua``: the script's result, and the states to store with their TTL
-        in ms (a TTL of 0 deletes), or None when nothing is stored."""
-        limits, cost, mode = request.limits, request.cost, request.mode
-        checks = []
-        allowed = True
-        for state, rate, cap in zip(states, limits.rates, limits.capacities):
-            c = self.check(state, now, cost, rate.limit, rate.period_ms, cap)
-            if mode == Mode.RESERVE:
-                wait = request.max_wait
-                c = c._replace(ok=c.retry >= 0 and (wait < 0 or c.retry <= wait))
-            checks.append(c)
-            allowed = allowed and c.ok
+        """The script's result, and the states to store with their TTL in ms (a TTL of 0
+        deletes), or None when nothing is stored."""
+        return self.decide_rates(
+            states, request.limits, request.cost, request.mode, request.max_wait, now
+        )
+
+    def decide_rates(
+        self, states: list[Any], limits: Limits, cost: int, mode: int, max_wait: int, now: int
+    ) -> tuple[list[int], list[tuple[Any, int]] | None]:
+        """Twin of ``_driver.lua``: :meth:`decide` with the request taken apart."""
+        check = self.check
+        checks = [
+            check(state, now, cost, rate.limit, rate.period_ms, cap)
+            for state, rate, cap in zip(states, limits.rates, limits.capacities)
+        ]
+        if mode == _RESERVE:
+            oks = [c.retry >= 0 and (max_wait < 0 or c.retry <= max_wait) for c in checks]
+        else:
+            oks = [c.ok for c in checks]
+        allowed = all(oks)
         out = [1 if allowed else 0]
-        for c in checks:
-            if allowed:
-                out += [1 if c.ok else 0, c.rem1, c.reset1, c.retry]
-            else:
-                out += [1 if c.ok else 0, c.rem0, c.reset0, c.retry]
-        if not allowed or mode == Mode.PEEK:
+        if not allowed:
+            for c, ok in zip(checks, oks):
+                out += (1 if ok else 0, c.rem0, c.reset0, c.retry)
             return out, None
-        writes = [
-            (self.commit(state, c, now, cost) if c.reset1 > 0 else None, c.reset1)
+        for c in checks:
+            out += (1, c.rem1, c.reset1, c.retry)
+        if mode == _PEEK:
+            return out, None
+        commit = self.commit
+        return out, [
+            (commit(state, c, now, cost) if c.reset1 > 0 else None, c.reset1)
             for state, c in zip(states, checks)
         ]
-        return out, writes

@@ -13,6 +13,7 @@ class Concurrency(Algorithm):
     """
 
     name = "concurrency"
+    driven: ClassVar[bool] = False
     parts: ClassVar[tuple[str, ...]] = ("_prelude.lua", "concurrency.lua", "_main.lua")
 
     def decide(

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._base import Algorithm, Check
+from ._base import _PEEK, _RESERVE, Algorithm, Check, Step
 
 
 class FixedWindow(Algorithm):
@@ -28,3 +28,23 @@ class FixedWindow(Algorithm):
     def commit(self, state: Any, check: Check, now: int, cost: int) -> Any:
         new, wend = check.new
         return (new, now + check.reset1 if wend is None else wend)
+
+    def single(self, limit: int, period: int, cap: int) -> Step:
+        def step(state: Any, now: int, cost: int, mode: int, max_wait: int) -> Any:
+            if state is not None and state[1] > now:
+                count, wend = state
+                reset0 = reset1 = wend - now
+            else:
+                count, wend = 0, now + period
+                reset0, reset1 = 0, period
+            new = count + cost
+            ok = new <= limit
+            retry = -1 if cost > limit else 0 if ok else reset0
+            if mode == _RESERVE:
+                ok = retry >= 0 and (max_wait < 0 or retry <= max_wait)
+            if ok:
+                out = [1, 1, limit - new, reset1, retry]
+                return out, (new, wend), -1 if mode == _PEEK else reset1
+            return [0, 0, limit - count, reset0, retry], None, -1
+
+        return step

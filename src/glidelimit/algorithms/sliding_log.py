@@ -3,7 +3,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from typing import Any
 
-from ._base import Algorithm, Check
+from ._base import _PEEK, _RESERVE, Algorithm, Check, Step
 
 
 class SlidingLog(Algorithm):
@@ -35,3 +35,32 @@ class SlidingLog(Algorithm):
         del log[: check.new]
         log.extend([now] * cost)
         return log
+
+    def single(self, limit: int, period: int, cap: int) -> Step:
+        def step(state: Any, now: int, cost: int, mode: int, max_wait: int) -> Any:
+            log: list[int] = state if state is not None else []
+            start = bisect_right(log, now - period)
+            count = len(log) - start
+            new = count + cost
+            ok = new <= limit
+            if cost > limit:
+                retry = -1
+            elif ok:
+                retry = 0
+            else:
+                retry = log[start + new - limit - 1] + period - now
+            if mode == _RESERVE:
+                ok = retry >= 0 and (max_wait < 0 or retry <= max_wait)
+            reset0 = log[-1] + period - now if count else 0
+            if not ok:
+                return [0, 0, limit - count, reset0, retry], None, -1
+            reset1 = period if cost > 0 else reset0
+            out = [1, 1, limit - new, reset1, retry]
+            if mode == _PEEK:
+                return out, None, -1
+            if reset1 > 0:
+                del log[:start]  # the state is the stored list: changed in place
+                log.extend([now] * cost)
+            return out, log, reset1
+
+        return step

@@ -1,12 +1,31 @@
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import Any
+from itertools import islice
+from typing import Any, Protocol
 
 from .._errors import ConfigurationError
-from ..algorithms import Algorithm, Request
+from ..algorithms import Algorithm, Limits, Request
+
+_FIRST_SWEEP = 1024  # keys held before the first sweep for expired ones
+_CACHED_DECIDERS = 64  # deciders execute() keeps, for as many (algorithm, limits)
+
+
+class Decide(Protocol):
+    """A decision of one limiter, synchronous: the same raw result as
+    :meth:`MemoryBackend.execute` for ``Request(keys, limits, cost, mode, max_wait, now=now)``.
+    """
+
+    def __call__(
+        self,
+        keys: tuple[str, ...],
+        cost: int,
+        mode: int = 0,
+        max_wait: int = -1,
+        now: int | None = None,
+        /,
+    ) -> list[int]: ...
 
 
 class MemoryBackend:
@@ -16,10 +35,11 @@ class MemoryBackend:
     ``await``, so it needs no lock, under asyncio and trio alike.
 
     Args:
-        max_keys: At most this many keys are kept: past that, the key written least recently
-            is evicted (usually long expired; if not, its usage is forgotten: fails open).
-            Expired keys are freed by a sweep that runs once per as many writes as there are
-            keys, so it costs O(1) per write.
+        max_keys: At most this many keys are kept: past that, the keys written least recently
+            are evicted, 1/32 of ``max_keys`` at a time (usually long expired; if not, their
+            usage is forgotten: fails open). Expired keys are freed by a sweep that runs
+            whenever the keys held have doubled since the last one, so it costs O(1) per key
+            added.
         clock: Seconds from a monotonic source; inject a fake one in tests.
     """
 
@@ -29,49 +49,147 @@ class MemoryBackend:
         if isinstance(max_keys, bool) or not isinstance(max_keys, int) or max_keys < 1:
             raise ConfigurationError(f"max_keys must be a positive integer, got {max_keys!r}")
         self.max_keys = max_keys
-        self._clock = clock
-        # key -> (expires at in ms, state), least recently used first
-        self._data: OrderedDict[str, tuple[int, Any]] = OrderedDict()
-        self._writes_to_sweep = 1024
+        # The clock in ms is ticks() // scale: monotonic_ns reads an int, faster than a float.
+        self._ticks: Callable[[], int]
+        if clock is time.monotonic:
+            self._ticks, self._scale = time.monotonic_ns, 1_000_000
+        else:
+            self._ticks, self._scale = lambda: int(clock() * 1000), 1
+        # key -> (expires at in ms, state), least recently written first: a write deletes the
+        # key and inserts it again (cheaper than an OrderedDict's move_to_end).
+        self._data: dict[str, tuple[int, Any]] = {}
+        self._sweep_at = _FIRST_SWEEP
+        self._grown_at = min(self._sweep_at, max_keys)  # past this many keys, _grown() runs
+        self._deciders: dict[int, tuple[Algorithm, Limits, Decide]] = {}
 
     def __len__(self) -> int:
         return len(self._data)
 
     def now_ms(self) -> int:
         """The backend's clock in milliseconds."""
-        return int(self._clock() * 1000)
+        return self._ticks() // self._scale
 
     async def execute(self, algorithm: Algorithm, request: Request) -> list[int]:
+        return self.decide(algorithm, request)
+
+    def decide(self, algorithm: Algorithm, request: Request) -> list[int]:
+        """:meth:`execute`, synchronously: the memory backend never waits."""
+        if not algorithm.driven:
+            return self._decide_alone(algorithm, request)
+        limits = request.limits
+        cached = self._deciders.get(id(limits))
+        if cached is None or cached[0] is not algorithm or cached[1] is not limits:
+            if len(self._deciders) >= _CACHED_DECIDERS:
+                self._deciders.clear()
+            cached = (algorithm, limits, self.decider(algorithm, limits))
+            self._deciders[id(limits)] = cached
+        return cached[2](request.keys, request.cost, request.mode, request.max_wait, request.now)
+
+    def decider(self, algorithm: Algorithm, limits: Limits) -> Decide:
+        """The decisions of one limiter (``algorithm`` on ``limits``) as a plain function, for
+        a caller that makes many: ``decide(keys, cost, mode, max_wait)`` returns what
+        :meth:`execute` would, with no Request, no coroutine and no lookup. One rate (the usual
+        case) is decided in one step of the algorithm's :meth:`~Algorithm.single`."""
+        if not algorithm.driven:
+            raise ValueError(f"{algorithm.name} needs a whole Request: use execute()")
+        if len(limits.rates) > 1:
+            return self._many(algorithm, limits)
+        (rate,), (cap,) = limits.rates, limits.capacities
+        step = algorithm.single(rate.limit, rate.period_ms, cap)
+        data, ticks, scale = self._data, self._ticks, self._scale
+
+        def decide(
+            keys: tuple[str, ...],
+            cost: int,
+            mode: int = 0,
+            max_wait: int = -1,
+            now: int | None = None,
+        ) -> list[int]:
+            if now is None:
+                now = ticks() // scale
+            key = keys[0]
+            entry = data.pop(key, None)
+            state = None
+            if entry is not None:
+                if entry[0] > now:
+                    state = entry[1]
+                else:
+                    entry = None  # expired: as if it were gone
+            out, new, ttl = step(state, now, cost, mode, max_wait)
+            if ttl > 0:
+                data[key] = (now + ttl, new)
+                if entry is None and len(data) > self._grown_at:
+                    self._grown(now)
+            elif ttl < 0 and entry is not None:
+                data[key] = entry  # unchanged, now the most recently used
+            return out
+
+        return decide
+
+    def _many(self, algorithm: Algorithm, limits: Limits) -> Decide:
+        data, ticks, scale = self._data, self._ticks, self._scale
+        decide_rates = algorithm.decide_rates
+
+        def decide(
+            keys: tuple[str, ...],
+            cost: int,
+            mode: int = 0,
+            max_wait: int = -1,
+            now: int | None = None,
+        ) -> list[int]:
+            if now is None:
+                now = ticks() // scale
+            states = []
+            for key in keys:
+                entry = data.get(key)
+                if entry is not None and entry[0] <= now:
+                    del data[key]
+                    entry = None
+                states.append(None if entry is None else entry[1])
+            out, writes = decide_rates(states, limits, cost, mode, max_wait, now)
+            if writes is not None:
+                self._write(keys, writes, now)
+            return out
+
+        return decide
+
+    def _decide_alone(self, algorithm: Algorithm, request: Request) -> list[int]:
+        """An algorithm with a script of its own (concurrency)."""
         now = self.now_ms() if request.now is None else request.now
         data = self._data
         states = []
         for key in request.keys:
             entry = data.get(key)
-            if entry is not None and entry[0] <= now:
-                del data[key]
-                entry = None
-            states.append(None if entry is None else entry[1])
+            states.append(None if entry is None or entry[0] <= now else entry[1])
         out, writes = algorithm.decide(states, request, now)
         if writes is not None:
-            for key, (state, ttl) in zip(request.keys, writes):
-                if ttl > 0:
-                    data[key] = (now + ttl, state)
-                    data.move_to_end(key)
-                else:
-                    data.pop(key, None)
-            self._writes_to_sweep -= 1
-            if self._writes_to_sweep <= 0:
-                self._sweep(now)
-            while len(data) > self.max_keys:
-                data.popitem(last=False)
+            self._write(request.keys, writes, now)
         return out
 
-    def _sweep(self, now: int) -> None:
+    def _write(self, keys: Sequence[str], writes: list[tuple[Any, int]], now: int) -> None:
         data = self._data
-        for key in [k for k, (expires, _) in data.items() if expires <= now]:
-            del data[key]
-        # The next full pass comes after as many writes as there are keys left: O(1) amortised.
-        self._writes_to_sweep = max(len(data), 1024)
+        for key, (state, ttl) in zip(keys, writes):
+            data.pop(key, None)
+            if ttl > 0:
+                data[key] = (now + ttl, state)
+        if len(data) > self._grown_at:
+            self._grown(now)
+
+    def _grown(self, now: int) -> None:
+        """Past ``_grown_at`` keys: sweep expired keys, evict the oldest past ``max_keys``."""
+        data = self._data
+        if len(data) > self._sweep_at:
+            for key in [k for k, (expires, _) in data.items() if expires <= now]:
+                del data[key]
+            # The next full pass once the keys have doubled: O(1) amortised per key added.
+            self._sweep_at = max(2 * len(data), _FIRST_SWEEP)
+        excess = len(data) - self.max_keys
+        if excess > 0:
+            # A batch at a time: deleted keys stay at the front of a dict's order until it is
+            # resized, so finding the oldest costs a scan over them, paid once per batch.
+            for key in list(islice(data, excess + self.max_keys // 32)):
+                del data[key]
+        self._grown_at = min(self._sweep_at, self.max_keys)
 
     async def delete(self, keys: Sequence[str]) -> None:
         for key in keys:
