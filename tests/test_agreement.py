@@ -114,14 +114,14 @@ def test_sliding_log_survives_a_clock_stepping_back(runner: Runner) -> None:
 def test_one_rate_step_agrees_with_the_driver_twin(
     algorithm: str, spec: tuple[int, int, int], steps: list[tuple[int, int, Mode, int]], start: int
 ) -> None:
-    """A MemoryBackend decides one rate in one step (Algorithm.single), not with the driver's
+    """A MemoryBackend decides one rate in one call (Algorithm.single), not with the driver's
     twin (check and commit per rate): both give the same results and store the same state."""
     algo = ALGORITHMS[algorithm]
     limit, period, cap = spec
     limits = Limits.of((Rate(limit, period / 1000),), (cap if algo.reservable else limit,))
     memory = MemoryBackend()
     decide = memory.decider(algo, limits)
-    stored: tuple[int, Any] | None = None  # (expires at, state), as the driver's twin keeps it
+    stored: tuple[Any, ...] | None = None  # (expires at, *state), from the driver's twin
     now = start
     for dt, cost, mode, max_wait in steps:
         now += dt
@@ -129,13 +129,13 @@ def test_one_rate_step_agrees_with_the_driver_twin(
             continue
         if mode == Mode.PEEK:
             cost = 1
-        state = stored[1] if stored is not None and stored[0] > now else None
+        state = stored if stored is not None and stored[0] > now else None
         out, writes = algo.decide_rates([state], limits, cost, mode, max_wait, now)
         if writes is not None:
             new, ttl = writes[0]
-            stored = (now + ttl, new) if ttl > 0 else None
+            stored = (now + ttl, *new) if ttl > 0 else None
         assert decide(("k",), cost, mode, max_wait, now) == out, (algorithm, now - start, cost)
-        held = memory._data.get("k")
+        held = memory._store.data.get("k")
         assert (held is not None and held[0] > now) == (stored is not None and stored[0] > now)
         if held is not None and stored is not None and stored[0] > now:
             assert held == stored

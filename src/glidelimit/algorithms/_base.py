@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple, Protocol
 
 from .._rate import Rate
 
@@ -70,19 +70,47 @@ class Check(NamedTuple):
     new: Any  # what commit() needs
 
 
-#: One rate's whole decision, the fast twin of :meth:`Algorithm.decide_rates` for one key:
-#: ``step(state, now, cost, mode, max_wait) -> (result, state to store, ttl in ms)``, where
-#: the TTL is > 0 to store the state, 0 to delete the key, and -1 to leave it as it is.
-Step = Callable[[Any, int, int, int, int], tuple[list[int], Any, int]]
-
 _PEEK, _RESERVE = int(Mode.PEEK), int(Mode.RESERVE)
+
+
+class Store(Protocol):
+    """The memory backend's store, as a decider uses it.
+
+    ``data`` maps a key to its entry, ``(expires at in ms, *state)``, least recently written
+    first: a decider pops the key it reads, and puts an entry back (the same one if nothing
+    changed) unless the key is deleted or expired. Once it has added a key that was not there
+    and ``len(data) > bound``, it calls ``grown(now)``. The clock in ms is ``ticks() // scale``.
+    """
+
+    data: dict[str, tuple[Any, ...]]
+    ticks: Callable[[], int]
+    scale: int
+    bound: int
+
+    def grown(self, now: int) -> None: ...
+
+
+class Decide(Protocol):
+    """The decisions of one limiter as a plain function: the same raw result as the script's
+    for ``Request(keys, limits, cost, mode, max_wait, now=now)``."""
+
+    def __call__(
+        self,
+        keys: tuple[str, ...],
+        cost: int,
+        mode: int = 0,
+        max_wait: int = -1,
+        now: int | None = None,
+        /,
+    ) -> list[int]: ...
 
 
 class Algorithm:
     """The Python twin of one decision of ``_prelude.lua`` + ``<name>.lua`` + ``_driver.lua``.
 
-    Subclasses give ``name``, the twins of the script's ``check`` and ``commit``, and
-    :meth:`single`, the same decision for one rate in one step (what most limiters have).
+    Subclasses give ``name``, the twins of the script's ``check`` and ``commit`` (a state is a
+    stored entry: ``(expires at, *state)``; commit returns the new state), and :meth:`single`:
+    the same decision for one rate (what most limiters have) in one call, on the store itself.
     """
 
     name: ClassVar[str]
@@ -95,12 +123,12 @@ class Algorithm:
     def check(self, state: Any, now: int, cost: int, limit: int, period: int, cap: int) -> Check:
         raise NotImplementedError
 
-    def commit(self, state: Any, check: Check, now: int, cost: int) -> Any:
+    def commit(self, state: Any, check: Check, now: int, cost: int) -> tuple[Any, ...]:
         raise NotImplementedError
 
-    def single(self, limit: int, period: int, cap: int) -> Step:
-        """The :data:`Step` that decides one rate as :meth:`decide_rates` would, without its
-        per-rate bookkeeping (the twin of the script with one key)."""
+    def single(self, store: Store, limit: int, period: int, cap: int) -> Decide:
+        """Decides one rate on ``store`` as :meth:`decide_rates` would with its check and
+        commit, without their bookkeeping: the twin of the script with one key, in one call."""
         raise NotImplementedError
 
     @cached_property
@@ -114,8 +142,8 @@ class Algorithm:
     def decide(
         self, states: list[Any], request: Request, now: int
     ) -> tuple[list[int], list[tuple[Any, int]] | None]:
-        """The script's result, and the states to store with their TTL in ms (a TTL of 0
-        deletes), or None when nothing is stored."""
+        """The script's result, and the states to store (tuples, without their expiry) with
+        their TTL in ms (a TTL of 0 deletes), or None when nothing is stored."""
         return self.decide_rates(
             states, request.limits, request.cost, request.mode, request.max_wait, now
         )

@@ -3,29 +3,50 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from itertools import islice
-from typing import Any, Protocol
+from typing import Any
 
 from .._errors import ConfigurationError
-from ..algorithms import Algorithm, Limits, Request
+from ..algorithms import Algorithm, Decide, Limits, Request
 
 _FIRST_SWEEP = 1024  # keys held before the first sweep for expired ones
-_CACHED_DECIDERS = 64  # deciders execute() keeps, for as many (algorithm, limits)
+_CACHED_DECIDERS = 64  # deciders that decide() keeps, for as many (algorithm, limits)
 
 
-class Decide(Protocol):
-    """A decision of one limiter, synchronous: the same raw result as
-    :meth:`MemoryBackend.execute` for ``Request(keys, limits, cost, mode, max_wait, now=now)``.
-    """
+class _Store:
+    """The keys' entries, bounded: what the algorithms' deciders read and write (the
+    :class:`~glidelimit.algorithms.Store` protocol)."""
 
-    def __call__(
-        self,
-        keys: tuple[str, ...],
-        cost: int,
-        mode: int = 0,
-        max_wait: int = -1,
-        now: int | None = None,
-        /,
-    ) -> list[int]: ...
+    __slots__ = ("bound", "data", "max_keys", "scale", "sweep_at", "ticks")
+
+    def __init__(self, max_keys: int, clock: Callable[[], float]) -> None:
+        self.max_keys = max_keys
+        # The clock in ms is ticks() // scale: monotonic_ns reads an int, faster than a float.
+        self.ticks: Callable[[], int]
+        if clock is time.monotonic:
+            self.ticks, self.scale = time.monotonic_ns, 1_000_000
+        else:
+            self.ticks, self.scale = lambda: int(clock() * 1000), 1
+        # key -> (expires at in ms, *state), least recently written first: a write deletes the
+        # key and inserts it again (cheaper than an OrderedDict's move_to_end).
+        self.data: dict[str, tuple[Any, ...]] = {}
+        self.sweep_at = _FIRST_SWEEP
+        self.bound = min(self.sweep_at, max_keys)  # past this many keys, grown() runs
+
+    def grown(self, now: int) -> None:
+        """Past ``bound`` keys: sweep expired keys, evict the oldest past ``max_keys``."""
+        data = self.data
+        if len(data) > self.sweep_at:
+            for key in [k for k, entry in data.items() if entry[0] <= now]:
+                del data[key]
+            # The next full pass once the keys have doubled: O(1) amortised per key added.
+            self.sweep_at = max(2 * len(data), _FIRST_SWEEP)
+        excess = len(data) - self.max_keys
+        if excess > 0:
+            # A batch at a time: deleted keys stay at the front of a dict's order until it is
+            # resized, so finding the oldest costs a scan over them, paid once per batch.
+            for key in list(islice(data, excess + self.max_keys // 32)):
+                del data[key]
+        self.bound = min(self.sweep_at, self.max_keys)
 
 
 class MemoryBackend:
@@ -49,25 +70,15 @@ class MemoryBackend:
         if isinstance(max_keys, bool) or not isinstance(max_keys, int) or max_keys < 1:
             raise ConfigurationError(f"max_keys must be a positive integer, got {max_keys!r}")
         self.max_keys = max_keys
-        # The clock in ms is ticks() // scale: monotonic_ns reads an int, faster than a float.
-        self._ticks: Callable[[], int]
-        if clock is time.monotonic:
-            self._ticks, self._scale = time.monotonic_ns, 1_000_000
-        else:
-            self._ticks, self._scale = lambda: int(clock() * 1000), 1
-        # key -> (expires at in ms, state), least recently written first: a write deletes the
-        # key and inserts it again (cheaper than an OrderedDict's move_to_end).
-        self._data: dict[str, tuple[int, Any]] = {}
-        self._sweep_at = _FIRST_SWEEP
-        self._grown_at = min(self._sweep_at, max_keys)  # past this many keys, _grown() runs
+        self._store = _Store(max_keys, clock)
         self._deciders: dict[int, tuple[Algorithm, Limits, Decide]] = {}
 
     def __len__(self) -> int:
-        return len(self._data)
+        return len(self._store.data)
 
     def now_ms(self) -> int:
         """The backend's clock in milliseconds."""
-        return self._ticks() // self._scale
+        return self._store.ticks() // self._store.scale
 
     async def execute(self, algorithm: Algorithm, request: Request) -> list[int]:
         return self.decide(algorithm, request)
@@ -89,45 +100,14 @@ class MemoryBackend:
         """The decisions of one limiter (``algorithm`` on ``limits``) as a plain function, for
         a caller that makes many: ``decide(keys, cost, mode, max_wait)`` returns what
         :meth:`execute` would, with no Request, no coroutine and no lookup. One rate (the usual
-        case) is decided in one step of the algorithm's :meth:`~Algorithm.single`."""
+        case) is decided in one call of the algorithm's :meth:`~Algorithm.single`."""
         if not algorithm.driven:
             raise ValueError(f"{algorithm.name} needs a whole Request: use execute()")
-        if len(limits.rates) > 1:
-            return self._many(algorithm, limits)
-        (rate,), (cap,) = limits.rates, limits.capacities
-        step = algorithm.single(rate.limit, rate.period_ms, cap)
-        data, ticks, scale = self._data, self._ticks, self._scale
-
-        def decide(
-            keys: tuple[str, ...],
-            cost: int,
-            mode: int = 0,
-            max_wait: int = -1,
-            now: int | None = None,
-        ) -> list[int]:
-            if now is None:
-                now = ticks() // scale
-            key = keys[0]
-            entry = data.pop(key, None)
-            state = None
-            if entry is not None:
-                if entry[0] > now:
-                    state = entry[1]
-                else:
-                    entry = None  # expired: as if it were gone
-            out, new, ttl = step(state, now, cost, mode, max_wait)
-            if ttl > 0:
-                data[key] = (now + ttl, new)
-                if entry is None and len(data) > self._grown_at:
-                    self._grown(now)
-            elif ttl < 0 and entry is not None:
-                data[key] = entry  # unchanged, now the most recently used
-            return out
-
-        return decide
-
-    def _many(self, algorithm: Algorithm, limits: Limits) -> Decide:
-        data, ticks, scale = self._data, self._ticks, self._scale
+        if len(limits.rates) == 1:
+            (rate,), (cap,) = limits.rates, limits.capacities
+            return algorithm.single(self._store, rate.limit, rate.period_ms, cap)
+        store = self._store
+        data, ticks, scale = store.data, store.ticks, store.scale
         decide_rates = algorithm.decide_rates
 
         def decide(
@@ -145,7 +125,7 @@ class MemoryBackend:
                 if entry is not None and entry[0] <= now:
                     del data[key]
                     entry = None
-                states.append(None if entry is None else entry[1])
+                states.append(entry)
             out, writes = decide_rates(states, limits, cost, mode, max_wait, now)
             if writes is not None:
                 self._write(keys, writes, now)
@@ -156,44 +136,29 @@ class MemoryBackend:
     def _decide_alone(self, algorithm: Algorithm, request: Request) -> list[int]:
         """An algorithm with a script of its own (concurrency)."""
         now = self.now_ms() if request.now is None else request.now
-        data = self._data
+        data = self._store.data
         states = []
         for key in request.keys:
             entry = data.get(key)
-            states.append(None if entry is None or entry[0] <= now else entry[1])
+            states.append(None if entry is None or entry[0] <= now else entry)
         out, writes = algorithm.decide(states, request, now)
         if writes is not None:
             self._write(request.keys, writes, now)
         return out
 
     def _write(self, keys: Sequence[str], writes: list[tuple[Any, int]], now: int) -> None:
-        data = self._data
+        store = self._store
+        data = store.data
         for key, (state, ttl) in zip(keys, writes):
             data.pop(key, None)
             if ttl > 0:
-                data[key] = (now + ttl, state)
-        if len(data) > self._grown_at:
-            self._grown(now)
-
-    def _grown(self, now: int) -> None:
-        """Past ``_grown_at`` keys: sweep expired keys, evict the oldest past ``max_keys``."""
-        data = self._data
-        if len(data) > self._sweep_at:
-            for key in [k for k, (expires, _) in data.items() if expires <= now]:
-                del data[key]
-            # The next full pass once the keys have doubled: O(1) amortised per key added.
-            self._sweep_at = max(2 * len(data), _FIRST_SWEEP)
-        excess = len(data) - self.max_keys
-        if excess > 0:
-            # A batch at a time: deleted keys stay at the front of a dict's order until it is
-            # resized, so finding the oldest costs a scan over them, paid once per batch.
-            for key in list(islice(data, excess + self.max_keys // 32)):
-                del data[key]
-        self._grown_at = min(self._sweep_at, self.max_keys)
+                data[key] = (now + ttl, *state)
+        if len(data) > store.bound:
+            store.grown(now)
 
     async def delete(self, keys: Sequence[str]) -> None:
         for key in keys:
-            self._data.pop(key, None)
+            self._store.data.pop(key, None)
 
     async def aclose(self) -> None:
-        self._data.clear()
+        self._store.data.clear()
