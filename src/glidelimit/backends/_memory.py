@@ -9,7 +9,7 @@ from .._errors import ConfigurationError
 from ..algorithms import Algorithm, Decide, Limits, Request
 
 _FIRST_SWEEP = 1024  # keys held before the first sweep for expired ones
-_CACHED_DECIDERS = 64  # deciders that decide() keeps, for as many (algorithm, limits)
+_CACHED_DECIDERS = 1024  # deciders that decide() keeps, for as many (algorithm, limits)
 
 
 class _Store:
@@ -69,9 +69,13 @@ class MemoryBackend:
     ) -> None:
         if isinstance(max_keys, bool) or not isinstance(max_keys, int) or max_keys < 1:
             raise ConfigurationError(f"max_keys must be a positive integer, got {max_keys!r}")
-        self.max_keys = max_keys
         self._store = _Store(max_keys, clock)
         self._deciders: dict[int, tuple[Algorithm, Limits, Decide]] = {}
+
+    @property
+    def max_keys(self) -> int:
+        """The most keys held at once."""
+        return self._store.max_keys
 
     def __len__(self) -> int:
         return len(self._store.data)
