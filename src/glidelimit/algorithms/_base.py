@@ -1,9 +1,9 @@
 """What an algorithm is: a Lua script and its Python twin, which must agree exactly.
 
 A backend only executes an algorithm: Valkey runs the script, the memory backend runs
-:meth:`Algorithm.decide` (with one rate, the same decision in one :meth:`Algorithm.single`
-step). Both return the same flat list of integers, which :func:`glidelimit._limiter` turns
-into a Decision.
+:meth:`Algorithm.decide` (with one rate, the same decision in one call of the decider that
+:meth:`Algorithm.single` builds). Both return the same flat list of integers, which
+:func:`glidelimit._limiter` turns into a Decision.
 """
 
 from __future__ import annotations
