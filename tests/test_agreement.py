@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -101,3 +102,40 @@ def test_sliding_log_survives_a_clock_stepping_back(runner: Runner) -> None:
         script = loop.run_until_complete(valkey.execute(algo, request))
         assert script == loop.run_until_complete(memory.execute(algo, request))
     assert script[2] == 10 - 4  # three live units (1000, 1600, 1000 again), and the peek's
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    algorithm=st.sampled_from(sorted(ALGORITHMS)),
+    spec=st.tuples(st.integers(1, 12), periods, st.integers(1, 15)),
+    steps=ops,
+    start=st.integers(1_600_000_000_000, 1_900_000_000_000),
+)
+def test_one_rate_step_agrees_with_the_driver_twin(
+    algorithm: str, spec: tuple[int, int, int], steps: list[tuple[int, int, Mode, int]], start: int
+) -> None:
+    """A MemoryBackend decides one rate in one call (Algorithm.single), not with the driver's
+    twin (check and commit per rate): both give the same results and store the same state."""
+    algo = ALGORITHMS[algorithm]
+    limit, period, cap = spec
+    limits = Limits.of((Rate(limit, period / 1000),), (cap if algo.reservable else limit,))
+    memory = MemoryBackend()
+    decide = memory.decider(algo, limits)
+    stored: tuple[Any, ...] | None = None  # (expires at, *state), from the driver's twin
+    now = start
+    for dt, cost, mode, max_wait in steps:
+        now += dt
+        if not algo.reservable and (cost < 0 or mode == Mode.RESERVE):
+            continue
+        if mode == Mode.PEEK:
+            cost = 1
+        state = stored if stored is not None and stored[0] > now else None
+        out, writes = algo.decide_rates([state], limits, cost, mode, max_wait, now)
+        if writes is not None:
+            new, ttl = writes[0]
+            stored = (now + ttl, *new) if ttl > 0 else None
+        assert decide(("k",), cost, mode, max_wait, now) == out, (algorithm, now - start, cost)
+        held = memory._store.data.get("k")
+        assert (held is not None and held[0] > now) == (stored is not None and stored[0] > now)
+        if held is not None and stored is not None and stored[0] > now:
+            assert held == stored

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._base import Algorithm, Check, Limits, Mode, Request
+from ._base import Algorithm, Check, Decide, Limits, Mode, Request, Store
 from .concurrency import Concurrency
 from .fixed_window import FixedWindow
 from .gcra import GCRA
@@ -23,7 +23,9 @@ __all__ = [
     "SCRIPTS",
     "Algorithm",
     "Check",
+    "Decide",
     "Limits",
     "Mode",
     "Request",
+    "Store",
 ]

@@ -1,7 +1,8 @@
 """What an algorithm is: a Lua script and its Python twin, which must agree exactly.
 
 A backend only executes an algorithm: Valkey runs the script, the memory backend runs
-:meth:`Algorithm.decide`. Both return the same flat list of integers, which
+:meth:`Algorithm.decide` (with one rate, the same decision in one call of the decider that
+:meth:`Algorithm.single` builds). Both return the same flat list of integers, which
 :func:`glidelimit._limiter` turns into a Decision.
 """
 
@@ -9,10 +10,11 @@ from __future__ import annotations
 
 import enum
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple, Protocol
 
 from .._rate import Rate
 
@@ -68,21 +70,65 @@ class Check(NamedTuple):
     new: Any  # what commit() needs
 
 
+_PEEK, _RESERVE = int(Mode.PEEK), int(Mode.RESERVE)
+
+
+class Store(Protocol):
+    """The memory backend's store, as a decider uses it.
+
+    ``data`` maps a key to its entry, ``(expires at in ms, *state)``, least recently written
+    first: a decider pops the key it reads, and puts an entry back (the same one if nothing
+    changed) unless the key is deleted or expired. Once it has added a key that was not there
+    and ``len(data) > bound``, it calls ``grown(now)``. The clock in ms is ``ticks() // scale``.
+    """
+
+    data: dict[str, tuple[Any, ...]]
+    ticks: Callable[[], int]
+    scale: int
+    bound: int
+
+    def grown(self, now: int) -> None: ...
+
+
+class Decide(Protocol):
+    """The decisions of one limiter as a plain function: the same raw result as the script's
+    for ``Request(keys, limits, cost, mode, max_wait, now=now)``."""
+
+    def __call__(
+        self,
+        keys: tuple[str, ...],
+        cost: int,
+        mode: int = 0,
+        max_wait: int = -1,
+        now: int | None = None,
+        /,
+    ) -> list[int]: ...
+
+
 class Algorithm:
     """The Python twin of one decision of ``_prelude.lua`` + ``<name>.lua`` + ``_driver.lua``.
 
-    Subclasses give ``name`` and the twins of the script's ``check`` and ``commit``.
+    Subclasses give ``name``, the twins of the script's ``check`` and ``commit`` (a state is a
+    stored entry: ``(expires at, *state)``; commit returns the new state), and :meth:`single`:
+    the same decision for one rate (what most limiters have) in one call, on the store itself.
     """
 
     name: ClassVar[str]
     reservable: ClassVar[bool] = False
+    #: whether ``_driver.lua`` decides (per rate: check, then commit all or none)
+    driven: ClassVar[bool] = True
     #: the files the script is made of, in order ({name} is the algorithm's own)
     parts: ClassVar[tuple[str, ...]] = ("_prelude.lua", "{name}.lua", "_driver.lua", "_main.lua")
 
     def check(self, state: Any, now: int, cost: int, limit: int, period: int, cap: int) -> Check:
         raise NotImplementedError
 
-    def commit(self, state: Any, check: Check, now: int, cost: int) -> Any:
+    def commit(self, state: Any, check: Check, now: int, cost: int) -> tuple[Any, ...]:
+        raise NotImplementedError
+
+    def single(self, store: Store, limit: int, period: int, cap: int) -> Decide:
+        """Decides one rate on ``store`` as :meth:`decide_rates` would with its check and
+        commit, without their bookkeeping: the twin of the script with one key, in one call."""
         raise NotImplementedError
 
     @cached_property
@@ -96,28 +142,37 @@ class Algorithm:
     def decide(
         self, states: list[Any], request: Request, now: int
     ) -> tuple[list[int], list[tuple[Any, int]] | None]:
-        """Twin of ``_driver.lua``: the script's result, and the states to store with their TTL
-        in ms (a TTL of 0 deletes), or None when nothing is stored."""
-        limits, cost, mode = request.limits, request.cost, request.mode
-        checks = []
-        allowed = True
-        for state, rate, cap in zip(states, limits.rates, limits.capacities):
-            c = self.check(state, now, cost, rate.limit, rate.period_ms, cap)
-            if mode == Mode.RESERVE:
-                wait = request.max_wait
-                c = c._replace(ok=c.retry >= 0 and (wait < 0 or c.retry <= wait))
-            checks.append(c)
-            allowed = allowed and c.ok
+        """The script's result, and the states to store (tuples, without their expiry) with
+        their TTL in ms (a TTL of 0 deletes), or None when nothing is stored."""
+        return self.decide_rates(
+            states, request.limits, request.cost, request.mode, request.max_wait, now
+        )
+
+    def decide_rates(
+        self, states: list[Any], limits: Limits, cost: int, mode: int, max_wait: int, now: int
+    ) -> tuple[list[int], list[tuple[Any, int]] | None]:
+        """Twin of ``_driver.lua``: :meth:`decide` with the request taken apart."""
+        check = self.check
+        checks = [
+            check(state, now, cost, rate.limit, rate.period_ms, cap)
+            for state, rate, cap in zip(states, limits.rates, limits.capacities)
+        ]
+        if mode == _RESERVE:
+            oks = [c.retry >= 0 and (max_wait < 0 or c.retry <= max_wait) for c in checks]
+        else:
+            oks = [c.ok for c in checks]
+        allowed = all(oks)
         out = [1 if allowed else 0]
-        for c in checks:
-            if allowed:
-                out += [1 if c.ok else 0, c.rem1, c.reset1, c.retry]
-            else:
-                out += [1 if c.ok else 0, c.rem0, c.reset0, c.retry]
-        if not allowed or mode == Mode.PEEK:
+        if not allowed:
+            for c, ok in zip(checks, oks):
+                out += (1 if ok else 0, c.rem0, c.reset0, c.retry)
             return out, None
-        writes = [
-            (self.commit(state, c, now, cost) if c.reset1 > 0 else None, c.reset1)
+        for c in checks:
+            out += (1, c.rem1, c.reset1, c.retry)
+        if mode == _PEEK:
+            return out, None
+        commit = self.commit
+        return out, [
+            (commit(state, c, now, cost) if c.reset1 > 0 else None, c.reset1)
             for state, c in zip(states, checks)
         ]
-        return out, writes

@@ -6,13 +6,14 @@ from ._base import Algorithm, Mode, Request
 
 
 class Concurrency(Algorithm):
-    """Slots held under leases (``concurrency.lua``). State: ``{token: lease end in ms}``.
+    """Slots held under leases (``concurrency.lua``). Entry: ``(expires, {token: lease end})``.
 
     Not a rate algorithm: the request's one rate is (max in flight, lease in ms), its token
     names the holder, and its mode is HIT (acquire), PEEK, RELEASE or RENEW.
     """
 
     name = "concurrency"
+    driven: ClassVar[bool] = False
     parts: ClassVar[tuple[str, ...]] = ("_prelude.lua", "concurrency.lua", "_main.lua")
 
     def decide(
@@ -20,7 +21,8 @@ class Concurrency(Algorithm):
     ) -> tuple[list[int], list[tuple[Any, int]] | None]:
         rate = request.limits.rates[0]
         limit, lease, token, mode = rate.limit, rate.period_ms, request.token, request.mode
-        holders: dict[str, int] = {t: end for t, end in (states[0] or {}).items() if end > now}
+        held: dict[str, int] = states[0][1] if states[0] is not None else {}
+        holders = {t: end for t, end in held.items() if end > now}
         allowed = False
         if mode == Mode.RELEASE:
             holders.pop(token, None)
@@ -38,4 +40,4 @@ class Concurrency(Algorithm):
             if not allowed:
                 retry = min(holders.values()) - now
         out = [int(allowed), int(allowed), max(limit - len(holders), 0), reset, retry]
-        return out, [(holders or None, reset)]
+        return out, [((holders,) if holders else None, reset)]
