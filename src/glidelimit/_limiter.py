@@ -15,7 +15,7 @@ from ._breaker import CircuitBreaker
 from ._decision import Decision, RateState
 from ._errors import BackendError, ConfigurationError, RateLimitExceeded
 from ._rate import MAX_EXACT, Rate, to_rates
-from .algorithms import ALGORITHMS, Limits, Mode, Request
+from .algorithms import ALGORITHMS, Decide, Limits, Mode, Request
 from .backends import Backend, MemoryBackend, ValkeyBackend
 
 logger = logging.getLogger("glidelimit")
@@ -160,6 +160,14 @@ class Limiter(ClosesBackend):
         self._max_cost = MAX_EXACT // max(r.period_ms for r in self.rates)
         self._tails = tuple(f"}}:{algorithm}:{r.limit}:{r.period_ms}" for r in self.rates)
         self._last_warning = -math.inf
+        # A MemoryBackend decides synchronously, with no Request, coroutine, breaker or budget:
+        # it does no I/O, so it cannot fail (a subclass may: it takes the general path). Not
+        # with the local deny cache, which _decide() keeps.
+        self._local: Decide | None = (
+            self.backend.decider(self._algorithm, self._limits)
+            if type(self.backend) is MemoryBackend and not local_cache
+            else None
+        )
 
     def _capacities(self, burst: int | Sequence[int] | None) -> tuple[int, ...]:
         if burst is None:
@@ -206,6 +214,8 @@ class Limiter(ClosesBackend):
             BackendError: If the backend fails and ``on_backend_error="raise"``.
         """
         self._check_cost(cost)
+        if self._local is not None:
+            return self._decode(self._local(self.keys(key), cost))
         return await self._decide(self._request(self.keys(key), cost))
 
     async def peek(self, key: str) -> Decision:
@@ -318,6 +328,10 @@ class Limiter(ClosesBackend):
         await self.backend.delete(keys)
 
     async def _decide(self, request: Request) -> Decision:
+        if self._local is not None:
+            return self._decode(
+                self._local(request.keys, request.cost, request.mode, request.max_wait)
+            )
         cache = self._denied if request.mode != Mode.RESERVE else None
         if cache is not None:
             cached = self._cached_denial(cache, request)
