@@ -22,6 +22,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from _http_servers import serve_asgi
 from _servers import free_port, wait_for_http
 from glidelimit import ConcurrencyLimiter, Decision, Limiter, MemoryBackend, ValkeyBackend, keys
+from glidelimit._http import HeaderStyle, Policy
 from glidelimit.backends import Backend
 from glidelimit.fastapi import (
     ConcurrencyLimit,
@@ -124,6 +125,33 @@ async def test_multi_rate_policies_legacy_headers_and_cost(
         denied = await client.get("/")
         assert denied.status_code == 429
         assert denied.json()["policy"] == f"{name}:4/minute"
+
+
+async def test_two_limits_on_one_route_send_the_last_ones_headers(name: str) -> None:
+    app = FastAPI()
+    first = RateLimit(limiter(MemoryBackend(), name + "a", "5/hour"))
+    second = RateLimit(limiter(MemoryBackend(), name + "b", "3/hour"))
+
+    @app.get("/", dependencies=[Depends(first), Depends(second)])
+    async def root() -> dict[str, str]:
+        return {}
+
+    async with serve_asgi(app) as url, httpx.AsyncClient(base_url=url) as client:
+        r = await client.get("/")
+        assert r.headers.get_list("RateLimit-Policy") == [f'"{name}b";q=3;w=3600']
+        assert r.headers.get_list("RateLimit") == [f'"{name}b";r=2;t=3600']
+
+
+@pytest.mark.parametrize("style", ["ietf", "ietf+legacy", "none"])
+@pytest.mark.parametrize("rates", [["2/hour"], ["2/minute", "3/hour"]])
+async def test_raw_headers_are_the_headers_encoded(
+    name: str, style: HeaderStyle, rates: object
+) -> None:
+    policy = Policy(limiter(MemoryBackend(), name, rates), style)
+    for _ in range(3):  # allowed, allowed, denied
+        decision = await policy.limiter.hit("k")
+        expected = [(k.lower().encode(), v.encode()) for k, v in policy.headers(decision)]
+        assert policy.raw_headers(decision) == expected
 
 
 async def test_one_limit_per_route_template(http_backend: Backend, name: str) -> None:

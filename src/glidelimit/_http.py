@@ -110,22 +110,26 @@ class Policy:
             f"{quoted};q={cap};w={math.ceil(rate.period)}"
             for quoted, rate, cap in zip(self._quoted, rates, limiter._limits.capacities)
         )
+        # the same for every response: encoded once, for the ASGI integrations
+        self._raw_policy = (b"ratelimit-policy", self._policy.encode("latin-1"))
+
+    def _ratelimit(self, decision: Decision) -> str:
+        # the RateLimit header's value: where each rate stands
+        states = decision.rates
+        if len(self._quoted) == 1 and states:  # one rate, the usual case: no join
+            s = states[0]
+            return f"{self._quoted[0]};r={s.remaining};t={math.ceil(s.reset_after)}"
+        return ", ".join(
+            f"{quoted};r={s.remaining};t={math.ceil(s.reset_after)}"
+            for quoted, s in zip(self._quoted, states)
+        )
 
     def headers(self, decision: Decision) -> list[tuple[str, str]]:
         """The headers for a response decided by ``decision``, allowed or not."""
         out = []
         if self.style != "none":
             out.append(("RateLimit-Policy", self._policy))
-            states = decision.rates or ()
-            out.append(
-                (
-                    "RateLimit",
-                    ", ".join(
-                        f"{quoted};r={s.remaining};t={math.ceil(s.reset_after)}"
-                        for quoted, s in zip(self._quoted, states)
-                    ),
-                )
-            )
+            out.append(("RateLimit", self._ratelimit(decision)))
             if self.style == "ietf+legacy":
                 out += [
                     ("X-RateLimit-Limit", str(decision.limit)),
@@ -135,6 +139,13 @@ class Policy:
         if not decision.allowed and not math.isinf(decision.retry_after):
             out.append(("Retry-After", str(max(1, math.ceil(decision.retry_after)))))
         return out
+
+    def raw_headers(self, decision: Decision) -> list[tuple[bytes, bytes]]:
+        """:meth:`headers`, as ASGI sends them: lower-case names, latin-1 bytes."""
+        if self.style == "ietf" and decision.allowed:  # the usual response, built directly
+            return [self._raw_policy, (b"ratelimit", self._ratelimit(decision).encode("latin-1"))]
+        headers = self.headers(decision)
+        return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
 
     def problem(self, decision: Decision) -> bytes:
         """The 429 body, an RFC 9457 problem (``application/problem+json``)."""

@@ -163,13 +163,26 @@ class RateLimit:
         return self.gate.limiter
 
     async def __call__(self, request: Request, response: Response) -> Decision | None:
-        decision = await self.gate.decide(_info(request, _route_of(request)))
+        gate = self.gate
+        decision = await gate.decide(_info(request, _route_of(request)))
         if decision is None:
             return None
         if decision.allowed:
-            response.headers.update(dict(self.gate.policy.headers(decision)))
+            _set_headers(response, gate.policy.raw_headers(decision))
             return decision
-        _denied(self.gate, decision, self.on_denied).raise_in(request)
+        _denied(gate, decision, self.on_denied).raise_in(request)
+
+
+def _set_headers(response: Response, raw: list[tuple[bytes, bytes]]) -> None:
+    # response.headers.update(), which replaces a header already there (another limit's):
+    # when none of these is there, as on the fresh response FastAPI gives a dependency,
+    # appending is the same, and does without a scan of the list per header
+    headers = response.headers
+    present = headers.raw
+    if present and any(name == have for name, _ in raw for have, _ in present):
+        headers.update({name.decode("latin-1"): value.decode("latin-1") for name, value in raw})
+    else:
+        present.extend(raw)
 
 
 class WebSocketRateLimit:
@@ -282,18 +295,17 @@ class RateLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        gate = self.gate
         request = Request(scope, receive)
-        decision = await self.gate.decide(_info(request, _match_route(scope)))
+        decision = await gate.decide(_info(request, _match_route(scope)))
         if decision is None:
             await self.app(scope, receive, send)
             return
         if not decision.allowed:
-            response = await rate_limited_handler(
-                request, _denied(self.gate, decision, self.on_denied)
-            )
+            response = await rate_limited_handler(request, _denied(gate, decision, self.on_denied))
             await response(scope, receive, send)
             return
-        extra = [(k.lower().encode(), v.encode()) for k, v in self.gate.policy.headers(decision)]
+        extra = gate.policy.raw_headers(decision)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
