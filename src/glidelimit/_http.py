@@ -207,25 +207,39 @@ class HttpLimit:
         headers: HeaderStyle = "ietf",
         exempt: ExemptFunc | None = None,
     ) -> None:
-        from .keys import default
+        from .keys import _default_key, default
 
         self.limiter = as_limiter(limiter)
         self.policy = Policy(self.limiter, headers)
         self.key = default() if key is None else key
+        self._uses_default_key = key is None
+        self._default_key = _default_key  # default()'s key, from a client and a route alone
         if isinstance(cost, bool) or not ((isinstance(cost, int) and cost >= 0) or callable(cost)):
             raise ConfigurationError(f"cost must be an integer >= 0 or a function, got {cost!r}")
         self.cost = cost
         self.exempt = exempt
+        #: True when a request's decision needs only its client and route (the default key,
+        #: a constant cost, no exemption): see :meth:`hit_default`.
+        self.plain = key is None and exempt is None and isinstance(cost, int)
 
     async def decide(self, request: RequestInfo) -> Decision | None:
         """The decision for ``request``, or None when it is not limited."""
         if self.exempt is not None and await resolve(self.exempt(request)):
             return None
-        key = await resolve(self.key(request))
-        if key is None:
-            return None
+        if self._uses_default_key:
+            key: object = self._default_key(request.client_host, request.route)
+        else:
+            key = await resolve(self.key(request))
+            if key is None:
+                return None
         cost = self.cost if isinstance(self.cost, int) else await resolve(self.cost(request))
         return await self.limiter.hit(key, cost)  # type: ignore[arg-type]
+
+    def hit_default(self, client_host: str | None, route: str) -> Awaitable[Decision]:
+        """:meth:`decide` for a :attr:`plain` limit, with no :class:`RequestInfo` to build:
+        the hit on the default key of a request from ``client_host`` on ``route``."""
+        key = self._default_key(client_host, route)
+        return self.limiter.hit(key, self.cost)  # type: ignore[arg-type]  # plain: an int
 
 
 async def concurrency_key(

@@ -164,9 +164,14 @@ class RateLimit:
 
     async def __call__(self, request: Request, response: Response) -> Decision | None:
         gate = self.gate
-        decision = await gate.decide(_info(request, _route_of(request)))
-        if decision is None:
-            return None
+        if gate.plain:
+            client = request.scope.get("client")
+            decision = await gate.hit_default(client[0] if client else None, _route_of(request))
+        else:
+            found = await gate.decide(_info(request, _route_of(request)))
+            if found is None:
+                return None
+            decision = found
         if decision.allowed:
             _set_headers(response, gate.policy.raw_headers(decision))
             return decision
@@ -296,12 +301,20 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         gate = self.gate
-        request = Request(scope, receive)
-        decision = await gate.decide(_info(request, _match_route(scope)))
-        if decision is None:
-            await self.app(scope, receive, send)
-            return
+        request = None
+        if gate.plain:  # no key function to hand a request to
+            client = scope.get("client")
+            decision = await gate.hit_default(client[0] if client else None, _match_route(scope))
+        else:
+            request = Request(scope, receive)
+            found = await gate.decide(_info(request, _match_route(scope)))
+            if found is None:
+                await self.app(scope, receive, send)
+                return
+            decision = found
         if not decision.allowed:
+            if request is None:
+                request = Request(scope, receive)
             response = await rate_limited_handler(request, _denied(gate, decision, self.on_denied))
             await response(scope, receive, send)
             return
