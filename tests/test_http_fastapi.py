@@ -15,7 +15,8 @@ from fastapi import Depends, FastAPI, WebSocket
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Host, Route, Router
+from starlette.routing import Host, Match, Mount, Route, Router
+from starlette.types import Scope
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -29,6 +30,8 @@ from glidelimit.fastapi import (
     RateLimit,
     RateLimitMiddleware,
     WebSocketRateLimit,
+    _match_route,
+    _RouteTemplates,
 )
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -237,6 +240,66 @@ async def test_middleware_exemptions_and_unmatched(http_backend: Backend, name: 
         assert items[2].json()["status"] == 429
         # unknown paths share one limit, however many of them there are
         assert [(await client.get(f"/nope/{i}")).status_code for i in range(3)] == [404, 404, 429]
+
+
+async def test_middleware_sees_routes_added_after_it_served(name: str) -> None:
+    def ok(request: Request) -> Response:
+        return JSONResponse({})
+
+    sub = Starlette(routes=[Route("/x", ok)])
+    app = Starlette(routes=[Route("/a", ok), Mount("/sub", app=sub)])
+    app.add_middleware(RateLimitMiddleware, limiter=limiter(MemoryBackend(), name, "1/hour"))
+    async with serve_asgi(app) as url, httpx.AsyncClient(base_url=url) as client:
+        assert (await client.get("/b")).status_code == 404  # spends the <unmatched> limit
+        assert (await client.get("/sub/y")).status_code == 429  # unmatched too
+        app.router.routes.append(Route("/b", ok))
+        sub.router.routes.append(Route("/y", ok))
+        assert (await client.get("/b")).status_code == 200  # a route now: its own limit
+        assert (await client.get("/sub/y")).status_code == 200
+        assert (await client.get("/b")).status_code == 429
+
+
+def test_remembered_route_templates_are_the_matched_ones() -> None:
+    def ok(request: Request) -> Response:
+        return JSONResponse({})
+
+    class Odd(Route):  # matching of its own: never remembered
+        def matches(self, scope: Scope) -> tuple[Match, Scope]:
+            return super().matches(scope)
+
+    inner = Router([Route("/items/{item_id:int}", ok, methods=["POST"])])
+    app = Starlette(
+        routes=[
+            Route("/items/{item_id:int}", ok, methods=["GET"]),
+            Mount("/v1", app=inner),
+            Host("api.example.com", app=Router([Route("/ping", ok)])),
+        ]
+    )
+    templates = _RouteTemplates()
+
+    def check(method: str, path: str, host: bytes = b"example.com") -> str:
+        scope: Scope = {
+            "type": "http", "method": method, "path": path, "root_path": "",
+            "headers": [(b"host", host)], "app": app,
+        }  # fmt: skip
+        found = templates(scope)
+        assert found == _match_route(scope)
+        return found
+
+    for _ in range(2):  # found, then remembered
+        assert check("GET", "/items/1") == "/items/{item_id:int}"
+        assert check("POST", "/items/1") == "/items/{item_id:int}"  # wrong method: partial
+        assert check("POST", "/v1/items/2") == "/v1/items/{item_id:int}"
+        assert check("GET", "/ping") == "<unmatched>"
+        assert check("GET", "/ping", b"api.example.com") == "/ping"
+        assert check("GET", "/v1/late") == "<unmatched>"
+    inner.routes.append(Route("/late", ok))
+    assert check("GET", "/v1/late") == "/v1/late"
+    app.router.routes.insert(0, Odd("/ping", ok))
+    assert check("GET", "/ping") == "/ping"
+    for i in range(_RouteTemplates.LIMIT + 10):  # raw paths without end: bounded
+        check("GET", f"/items/{i}")
+    assert len(templates._found) <= _RouteTemplates.LIMIT
 
 
 async def test_on_denied_hook(name: str) -> None:

@@ -11,13 +11,15 @@ WebSocket dependency.
 
 from __future__ import annotations
 
+import operator
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, NoReturn, TypeAlias
 
 from starlette.exceptions import HTTPException, WebSocketException
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
-from starlette.routing import Match
+from starlette.routing import Host, Match, Mount, Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
@@ -295,6 +297,7 @@ class RateLimitMiddleware:
         self.app = app
         self.gate = HttpLimit(limiter, key=key, cost=cost, headers=headers, exempt=exempt)
         self.on_denied = on_denied
+        self._route_of = _RouteTemplates()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -304,10 +307,10 @@ class RateLimitMiddleware:
         request = None
         if gate.plain:  # no key function to hand a request to
             client = scope.get("client")
-            decision = await gate.hit_default(client[0] if client else None, _match_route(scope))
+            decision = await gate.hit_default(client[0] if client else None, self._route_of(scope))
         else:
             request = Request(scope, receive)
-            found = await gate.decide(_info(request, _match_route(scope)))
+            found = await gate.decide(_info(request, self._route_of(scope)))
             if found is None:
                 await self.app(scope, receive, send)
                 return
@@ -328,11 +331,84 @@ class RateLimitMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
+def _routes(scope: Scope) -> Any:
+    return getattr(getattr(scope.get("app"), "router", None), "routes", ())
+
+
 def _match_route(scope: Scope) -> str:
     # Middleware runs before routing: find the route the router will pick, for its template.
-    app = scope.get("app")
-    router = getattr(app, "router", None)
-    return _match_in(getattr(router, "routes", ()), scope, "") or UNMATCHED_ROUTE
+    return _match_in(_routes(scope), scope, "") or UNMATCHED_ROUTE
+
+
+class _RouteTemplates:
+    """:func:`_match_route`, remembered: a request's template is that of the last request
+    with the same method, path and root path (and Host header, if a Host route is in the
+    tree), as long as the app's route tree holds the very same routes. Remembered only for
+    trees of Starlette's and FastAPI's own routes, whose matching depends on nothing else."""
+
+    LIMIT = 1024  # distinct requests remembered; raw paths (/items/1, /items/2) can be many
+
+    def __init__(self) -> None:
+        self._tree: _RouteTree | None = None
+        self._found: dict[tuple[str, str, str, bytes | None], str] = {}
+
+    def __call__(self, scope: Scope) -> str:
+        routes = _routes(scope)
+        tree = self._tree
+        if tree is None or not tree.holds(routes):
+            tree = self._tree = _RouteTree(routes)
+            self._found.clear()
+        # FastAPI's routes match otherwise when its router set their context in the scope
+        if not tree.plain or "fastapi" in scope:
+            return _match_route(scope)
+        host = _host(scope) if tree.hosts else None
+        key = (scope["method"], scope["path"], scope.get("root_path", ""), host)
+        template = self._found.get(key)
+        if template is None:
+            template = _match_route(scope)
+            if len(self._found) >= self.LIMIT:
+                self._found.clear()
+            self._found[key] = template
+        return template
+
+
+def _host(scope: Scope) -> bytes | None:
+    # the header Starlette's Host route reads: the first one
+    return next((value for name, value in scope["headers"] if name == b"host"), None)
+
+
+class _RouteTree:
+    """The routes of an app, and of its mounts and hosts, as they were."""
+
+    def __init__(self, routes: Any) -> None:
+        self.routes = list(routes)
+        self.branches = [(route, _RouteTree(route.routes)) for route in self.routes
+                         if isinstance(route, (Mount, Host))]  # fmt: skip
+        known = _known_matches()
+        #: Whether every route's match depends only on the method, path, root path and host.
+        self.plain: bool = all(type(route).matches in known for route in self.routes) and all(
+            branch.plain for _, branch in self.branches
+        )
+        #: Whether the Host header takes part.
+        self.hosts: bool = any(isinstance(route, Host) for route in self.routes) or any(
+            branch.hosts for _, branch in self.branches
+        )
+
+    def holds(self, routes: Any) -> bool:
+        """Whether ``routes`` are still these, down every mount and host."""
+        mine = self.routes
+        if len(routes) != len(mine) or not all(map(operator.is_, routes, mine)):
+            return False
+        # usually no branches: no generator to make then
+        return not self.branches or all(branch.holds(r.routes) for r, branch in self.branches)
+
+
+def _known_matches() -> set[Any]:
+    known: set[Any] = {Route.matches, WebSocketRoute.matches, Mount.matches, Host.matches}
+    routing = sys.modules.get("fastapi.routing")  # imported already by any FastAPI app
+    if routing is not None:
+        known |= {routing.APIRoute.matches, routing.APIWebSocketRoute.matches}
+    return known
 
 
 def _match_in(routes: Any, scope: Scope, prefix: str) -> str | None:
