@@ -12,11 +12,16 @@ is the limiter's cost.
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import uvicorn
 from fastapi import Depends, FastAPI, Request
+
+# this checkout's glidelimit, even where the one installed is another checkout's
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 LIMIT = "1000000000/hour"
 
