@@ -2,19 +2,26 @@
 
     python benchmarks/http_app.py VARIANT --port 8000 [--url valkey://127.0.0.1:6379]
 
-VARIANT: none, glidelimit-memory, glidelimit-valkey, slowapi (its in-memory storage),
-fastapi-limiter (pyrate-limiter's Redis bucket, on the same Valkey). Each limit is far above
-the load, so every request is allowed and what is measured is the limiter's cost.
+VARIANT: none, glidelimit-memory, glidelimit-valkey (glidelimit's RateLimit dependency),
+glidelimit-memory-middleware, glidelimit-valkey-middleware (its RateLimitMiddleware instead),
+slowapi (its in-memory storage), fastapi-limiter (pyrate-limiter's Redis bucket, on the same
+Valkey). Each limit is far above the load, so every request is allowed and what is measured
+is the limiter's cost.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import uvicorn
 from fastapi import Depends, FastAPI, Request
+
+# this checkout's glidelimit, even where the one installed is another checkout's
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 LIMIT = "1000000000/hour"
 
@@ -31,13 +38,19 @@ def create_app(variant: str, url: str) -> FastAPI:
 
     if variant.startswith("glidelimit"):
         from glidelimit import Limiter, MemoryBackend, ValkeyBackend
-        from glidelimit.fastapi import RateLimit
+        from glidelimit.fastapi import RateLimit, RateLimitMiddleware
 
-        backend = MemoryBackend() if variant == "glidelimit-memory" else ValkeyBackend.from_url(url)
-        limit = RateLimit(Limiter(LIMIT, backend=backend, name="bench"))
+        memory = variant.startswith("glidelimit-memory")
+        backend = MemoryBackend() if memory else ValkeyBackend.from_url(url)
+        limiter = Limiter(LIMIT, backend=backend, name="bench")
         app = FastAPI()
+        if variant.endswith("-middleware"):
+            app.add_middleware(RateLimitMiddleware, limiter=limiter)
+            dependencies = []
+        else:
+            dependencies = [Depends(RateLimit(limiter))]
 
-        @app.get("/ping", dependencies=[Depends(limit)])
+        @app.get("/ping", dependencies=dependencies)
         async def ping() -> dict[str, str]:
             return {"pong": "ok"}
 

@@ -15,19 +15,23 @@ from fastapi import Depends, FastAPI, WebSocket
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Host, Route, Router
+from starlette.routing import Host, Match, Mount, Route, Router
+from starlette.types import Scope
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from _http_servers import serve_asgi
 from _servers import free_port, wait_for_http
 from glidelimit import ConcurrencyLimiter, Decision, Limiter, MemoryBackend, ValkeyBackend, keys
+from glidelimit._http import HeaderStyle, Policy
 from glidelimit.backends import Backend
 from glidelimit.fastapi import (
     ConcurrencyLimit,
     RateLimit,
     RateLimitMiddleware,
     WebSocketRateLimit,
+    _match_route,
+    _RouteTemplates,
 )
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -126,6 +130,33 @@ async def test_multi_rate_policies_legacy_headers_and_cost(
         assert denied.json()["policy"] == f"{name}:4/minute"
 
 
+async def test_two_limits_on_one_route_send_the_last_ones_headers(name: str) -> None:
+    app = FastAPI()
+    first = RateLimit(limiter(MemoryBackend(), name + "a", "5/hour"))
+    second = RateLimit(limiter(MemoryBackend(), name + "b", "3/hour"))
+
+    @app.get("/", dependencies=[Depends(first), Depends(second)])
+    async def root() -> dict[str, str]:
+        return {}
+
+    async with serve_asgi(app) as url, httpx.AsyncClient(base_url=url) as client:
+        r = await client.get("/")
+        assert r.headers.get_list("RateLimit-Policy") == [f'"{name}b";q=3;w=3600']
+        assert r.headers.get_list("RateLimit") == [f'"{name}b";r=2;t=3600']
+
+
+@pytest.mark.parametrize("style", ["ietf", "ietf+legacy", "none"])
+@pytest.mark.parametrize("rates", [["2/hour"], ["2/minute", "3/hour"]])
+async def test_raw_headers_are_the_headers_encoded(
+    name: str, style: HeaderStyle, rates: object
+) -> None:
+    policy = Policy(limiter(MemoryBackend(), name, rates), style)
+    for _ in range(3):  # allowed, allowed, denied
+        decision = await policy.limiter.hit("k")
+        expected = [(k.lower().encode(), v.encode()) for k, v in policy.headers(decision)]
+        assert policy.raw_headers(decision) == expected
+
+
 async def test_one_limit_per_route_template(http_backend: Backend, name: str) -> None:
     app = FastAPI()
     limit = RateLimit(limiter(http_backend, name, "3/hour"))
@@ -209,6 +240,66 @@ async def test_middleware_exemptions_and_unmatched(http_backend: Backend, name: 
         assert items[2].json()["status"] == 429
         # unknown paths share one limit, however many of them there are
         assert [(await client.get(f"/nope/{i}")).status_code for i in range(3)] == [404, 404, 429]
+
+
+async def test_middleware_sees_routes_added_after_it_served(name: str) -> None:
+    def ok(request: Request) -> Response:
+        return JSONResponse({})
+
+    sub = Starlette(routes=[Route("/x", ok)])
+    app = Starlette(routes=[Route("/a", ok), Mount("/sub", app=sub)])
+    app.add_middleware(RateLimitMiddleware, limiter=limiter(MemoryBackend(), name, "1/hour"))
+    async with serve_asgi(app) as url, httpx.AsyncClient(base_url=url) as client:
+        assert (await client.get("/b")).status_code == 404  # spends the <unmatched> limit
+        assert (await client.get("/sub/y")).status_code == 429  # unmatched too
+        app.router.routes.append(Route("/b", ok))
+        sub.router.routes.append(Route("/y", ok))
+        assert (await client.get("/b")).status_code == 200  # a route now: its own limit
+        assert (await client.get("/sub/y")).status_code == 200
+        assert (await client.get("/b")).status_code == 429
+
+
+def test_remembered_route_templates_are_the_matched_ones() -> None:
+    def ok(request: Request) -> Response:
+        return JSONResponse({})
+
+    class Odd(Route):  # matching of its own: never remembered
+        def matches(self, scope: Scope) -> tuple[Match, Scope]:
+            return super().matches(scope)
+
+    inner = Router([Route("/items/{item_id:int}", ok, methods=["POST"])])
+    app = Starlette(
+        routes=[
+            Route("/items/{item_id:int}", ok, methods=["GET"]),
+            Mount("/v1", app=inner),
+            Host("api.example.com", app=Router([Route("/ping", ok)])),
+        ]
+    )
+    templates = _RouteTemplates()
+
+    def check(method: str, path: str, host: bytes = b"example.com") -> str:
+        scope: Scope = {
+            "type": "http", "method": method, "path": path, "root_path": "",
+            "headers": [(b"host", host)], "app": app,
+        }  # fmt: skip
+        found = templates(scope)
+        assert found == _match_route(scope)
+        return found
+
+    for _ in range(2):  # found, then remembered
+        assert check("GET", "/items/1") == "/items/{item_id:int}"
+        assert check("POST", "/items/1") == "/items/{item_id:int}"  # wrong method: partial
+        assert check("POST", "/v1/items/2") == "/v1/items/{item_id:int}"
+        assert check("GET", "/ping") == "<unmatched>"
+        assert check("GET", "/ping", b"api.example.com") == "/ping"
+        assert check("GET", "/v1/late") == "<unmatched>"
+    inner.routes.append(Route("/late", ok))
+    assert check("GET", "/v1/late") == "/v1/late"
+    app.router.routes.insert(0, Odd("/ping", ok))
+    assert check("GET", "/ping") == "/ping"
+    for i in range(_RouteTemplates.LIMIT + 10):  # raw paths without end: bounded
+        check("GET", f"/items/{i}")
+    assert len(templates._found) <= _RouteTemplates.LIMIT
 
 
 async def test_on_denied_hook(name: str) -> None:

@@ -6,7 +6,7 @@ import pytest
 
 from glidelimit import ConfigurationError, keys
 from glidelimit._http import resolve
-from glidelimit.keys import RequestInfo
+from glidelimit.keys import RequestInfo, _default_key
 
 
 def request(peer: str | None = "203.0.113.9", route: str = "/r", **headers: str) -> RequestInfo:
@@ -94,3 +94,13 @@ async def test_combine_escapes_and_accepts_async() -> None:
     assert await key(keys.combine(part, none), request()) is None
     with pytest.raises(ConfigurationError):
         keys.combine()
+
+
+@pytest.mark.parametrize(
+    "peer",
+    ["203.0.113.9", "::ffff:10.0.0.1", "[2001:db8::1]:443", "1.2.3.4:80", "a|b\\c", "", None],
+)
+@pytest.mark.parametrize("route", ["/items/{id}", "/a|b", "/x\\y|", "<unmatched>"])
+async def test_integrations_default_key_is_default(peer: str | None, route: str) -> None:
+    # with no key function the integrations skip building a request: same key regardless
+    assert _default_key(peer, route) == await key(keys.default(), request(peer, route))

@@ -110,22 +110,26 @@ class Policy:
             f"{quoted};q={cap};w={math.ceil(rate.period)}"
             for quoted, rate, cap in zip(self._quoted, rates, limiter._limits.capacities)
         )
+        # the same for every response: encoded once, for the ASGI integrations
+        self._raw_policy = (b"ratelimit-policy", self._policy.encode("latin-1"))
+
+    def _ratelimit(self, decision: Decision) -> str:
+        # the RateLimit header's value: where each rate stands
+        states = decision.rates
+        if len(self._quoted) == 1 and states:  # one rate, the usual case: no join
+            s = states[0]
+            return f"{self._quoted[0]};r={s.remaining};t={math.ceil(s.reset_after)}"
+        return ", ".join(
+            f"{quoted};r={s.remaining};t={math.ceil(s.reset_after)}"
+            for quoted, s in zip(self._quoted, states)
+        )
 
     def headers(self, decision: Decision) -> list[tuple[str, str]]:
         """The headers for a response decided by ``decision``, allowed or not."""
         out = []
         if self.style != "none":
             out.append(("RateLimit-Policy", self._policy))
-            states = decision.rates or ()
-            out.append(
-                (
-                    "RateLimit",
-                    ", ".join(
-                        f"{quoted};r={s.remaining};t={math.ceil(s.reset_after)}"
-                        for quoted, s in zip(self._quoted, states)
-                    ),
-                )
-            )
+            out.append(("RateLimit", self._ratelimit(decision)))
             if self.style == "ietf+legacy":
                 out += [
                     ("X-RateLimit-Limit", str(decision.limit)),
@@ -135,6 +139,13 @@ class Policy:
         if not decision.allowed and not math.isinf(decision.retry_after):
             out.append(("Retry-After", str(max(1, math.ceil(decision.retry_after)))))
         return out
+
+    def raw_headers(self, decision: Decision) -> list[tuple[bytes, bytes]]:
+        """:meth:`headers`, as ASGI sends them: lower-case names, latin-1 bytes."""
+        if self.style == "ietf" and decision.allowed:  # the usual response, built directly
+            return [self._raw_policy, (b"ratelimit", self._ratelimit(decision).encode("latin-1"))]
+        headers = self.headers(decision)
+        return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
 
     def problem(self, decision: Decision) -> bytes:
         """The 429 body, an RFC 9457 problem (``application/problem+json``)."""
@@ -196,25 +207,39 @@ class HttpLimit:
         headers: HeaderStyle = "ietf",
         exempt: ExemptFunc | None = None,
     ) -> None:
-        from .keys import default
+        from .keys import _default_key, default
 
         self.limiter = as_limiter(limiter)
         self.policy = Policy(self.limiter, headers)
         self.key = default() if key is None else key
+        self._uses_default_key = key is None
+        self._default_key = _default_key  # default()'s key, from a client and a route alone
         if isinstance(cost, bool) or not ((isinstance(cost, int) and cost >= 0) or callable(cost)):
             raise ConfigurationError(f"cost must be an integer >= 0 or a function, got {cost!r}")
         self.cost = cost
         self.exempt = exempt
+        #: True when a request's decision needs only its client and route (the default key,
+        #: a constant cost, no exemption): see :meth:`hit_default`.
+        self.plain = key is None and exempt is None and isinstance(cost, int)
 
     async def decide(self, request: RequestInfo) -> Decision | None:
         """The decision for ``request``, or None when it is not limited."""
         if self.exempt is not None and await resolve(self.exempt(request)):
             return None
-        key = await resolve(self.key(request))
-        if key is None:
-            return None
+        if self._uses_default_key:
+            key: object = self._default_key(request.client_host, request.route)
+        else:
+            key = await resolve(self.key(request))
+            if key is None:
+                return None
         cost = self.cost if isinstance(self.cost, int) else await resolve(self.cost(request))
         return await self.limiter.hit(key, cost)  # type: ignore[arg-type]
+
+    def hit_default(self, client_host: str | None, route: str) -> Awaitable[Decision]:
+        """:meth:`decide` for a :attr:`plain` limit, with no :class:`RequestInfo` to build:
+        the hit on the default key of a request from ``client_host`` on ``route``."""
+        key = self._default_key(client_host, route)
+        return self.limiter.hit(key, self.cost)  # type: ignore[arg-type]  # plain: an int
 
 
 async def concurrency_key(

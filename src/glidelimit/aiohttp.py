@@ -45,18 +45,25 @@ OnDenied: TypeAlias = Callable[
 LimiterLike: TypeAlias = "Limiter | Rate | str | list[Rate | str]"
 
 
-def _info(request: web.Request) -> RequestInfo:
+def _client_host(request: web.Request) -> str | None:
     # the socket peer, never a header: forwarded addresses are keys.client_ip's business
     peer = request.transport.get_extra_info("peername") if request.transport else None
-    host = peer[0] if isinstance(peer, (tuple, list)) else request.remote
+    return peer[0] if isinstance(peer, (tuple, list)) else request.remote
+
+
+def _route(request: web.Request) -> str:
     resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else UNMATCHED_ROUTE
+
+
+def _info(request: web.Request) -> RequestInfo:
     user = request.get("user")
     return RequestInfo(
         native=request,
-        client_host=host,
+        client_host=_client_host(request),
         method=request.method,
         path=request.path,
-        route=resource.canonical if resource is not None else UNMATCHED_ROUTE,
+        route=_route(request),
         raw_headers=lambda: request.headers.items(),
         user=lambda: None if user is None else str(user),
     )
@@ -65,9 +72,13 @@ def _info(request: web.Request) -> RequestInfo:
 async def _limited(
     gate: HttpLimit, on_denied: OnDenied | None, request: web.Request, handler: Handler
 ) -> web.StreamResponse:
-    decision = await gate.decide(_info(request))
-    if decision is None:
-        return await handler(request)
+    if gate.plain:  # no key function to hand a request to
+        decision = await gate.hit_default(_client_host(request), _route(request))
+    else:
+        found = await gate.decide(_info(request))
+        if found is None:
+            return await handler(request)
+        decision = found
     headers = gate.policy.headers(decision)
     if not decision.allowed:
         if on_denied is not None:

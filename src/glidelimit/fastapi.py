@@ -11,13 +11,15 @@ WebSocket dependency.
 
 from __future__ import annotations
 
+import operator
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, NoReturn, TypeAlias
 
 from starlette.exceptions import HTTPException, WebSocketException
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
-from starlette.routing import Match
+from starlette.routing import Host, Match, Mount, Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
@@ -163,13 +165,31 @@ class RateLimit:
         return self.gate.limiter
 
     async def __call__(self, request: Request, response: Response) -> Decision | None:
-        decision = await self.gate.decide(_info(request, _route_of(request)))
-        if decision is None:
-            return None
+        gate = self.gate
+        if gate.plain:
+            client = request.scope.get("client")
+            decision = await gate.hit_default(client[0] if client else None, _route_of(request))
+        else:
+            found = await gate.decide(_info(request, _route_of(request)))
+            if found is None:
+                return None
+            decision = found
         if decision.allowed:
-            response.headers.update(dict(self.gate.policy.headers(decision)))
+            _set_headers(response, gate.policy.raw_headers(decision))
             return decision
-        _denied(self.gate, decision, self.on_denied).raise_in(request)
+        _denied(gate, decision, self.on_denied).raise_in(request)
+
+
+def _set_headers(response: Response, raw: list[tuple[bytes, bytes]]) -> None:
+    # response.headers.update(), which replaces a header already there (another limit's):
+    # when none of these is there, as on the fresh response FastAPI gives a dependency,
+    # appending is the same, and does without a scan of the list per header
+    headers = response.headers
+    present = headers.raw
+    if present and any(name == have for name, _ in raw for have, _ in present):
+        headers.update({name.decode("latin-1"): value.decode("latin-1") for name, value in raw})
+    else:
+        present.extend(raw)
 
 
 class WebSocketRateLimit:
@@ -277,23 +297,31 @@ class RateLimitMiddleware:
         self.app = app
         self.gate = HttpLimit(limiter, key=key, cost=cost, headers=headers, exempt=exempt)
         self.on_denied = on_denied
+        self._route_of = _RouteTemplates()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request = Request(scope, receive)
-        decision = await self.gate.decide(_info(request, _match_route(scope)))
-        if decision is None:
-            await self.app(scope, receive, send)
-            return
+        gate = self.gate
+        request = None
+        if gate.plain:  # no key function to hand a request to
+            client = scope.get("client")
+            decision = await gate.hit_default(client[0] if client else None, self._route_of(scope))
+        else:
+            request = Request(scope, receive)
+            found = await gate.decide(_info(request, self._route_of(scope)))
+            if found is None:
+                await self.app(scope, receive, send)
+                return
+            decision = found
         if not decision.allowed:
-            response = await rate_limited_handler(
-                request, _denied(self.gate, decision, self.on_denied)
-            )
+            if request is None:
+                request = Request(scope, receive)
+            response = await rate_limited_handler(request, _denied(gate, decision, self.on_denied))
             await response(scope, receive, send)
             return
-        extra = [(k.lower().encode(), v.encode()) for k, v in self.gate.policy.headers(decision)]
+        extra = gate.policy.raw_headers(decision)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -303,11 +331,84 @@ class RateLimitMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
+def _routes(scope: Scope) -> Any:
+    return getattr(getattr(scope.get("app"), "router", None), "routes", ())
+
+
 def _match_route(scope: Scope) -> str:
     # Middleware runs before routing: find the route the router will pick, for its template.
-    app = scope.get("app")
-    router = getattr(app, "router", None)
-    return _match_in(getattr(router, "routes", ()), scope, "") or UNMATCHED_ROUTE
+    return _match_in(_routes(scope), scope, "") or UNMATCHED_ROUTE
+
+
+class _RouteTemplates:
+    """:func:`_match_route`, remembered: a request's template is that of the last request
+    with the same method, path and root path (and Host header, if a Host route is in the
+    tree), as long as the app's route tree holds the very same routes. Remembered only for
+    trees of Starlette's and FastAPI's own routes, whose matching depends on nothing else."""
+
+    LIMIT = 1024  # distinct requests remembered; raw paths (/items/1, /items/2) can be many
+
+    def __init__(self) -> None:
+        self._tree: _RouteTree | None = None
+        self._found: dict[tuple[str, str, str, bytes | None], str] = {}
+
+    def __call__(self, scope: Scope) -> str:
+        routes = _routes(scope)
+        tree = self._tree
+        if tree is None or not tree.holds(routes):
+            tree = self._tree = _RouteTree(routes)
+            self._found.clear()
+        # FastAPI's routes match otherwise when its router set their context in the scope
+        if not tree.plain or "fastapi" in scope:
+            return _match_route(scope)
+        host = _host(scope) if tree.hosts else None
+        key = (scope["method"], scope["path"], scope.get("root_path", ""), host)
+        template = self._found.get(key)
+        if template is None:
+            template = _match_route(scope)
+            if len(self._found) >= self.LIMIT:
+                self._found.clear()
+            self._found[key] = template
+        return template
+
+
+def _host(scope: Scope) -> bytes | None:
+    # the header Starlette's Host route reads: the first one
+    return next((value for name, value in scope["headers"] if name == b"host"), None)
+
+
+class _RouteTree:
+    """The routes of an app, and of its mounts and hosts, as they were."""
+
+    def __init__(self, routes: Any) -> None:
+        self.routes = list(routes)
+        self.branches = [(route, _RouteTree(route.routes)) for route in self.routes
+                         if isinstance(route, (Mount, Host))]  # fmt: skip
+        known = _known_matches()
+        #: Whether every route's match depends only on the method, path, root path and host.
+        self.plain: bool = all(type(route).matches in known for route in self.routes) and all(
+            branch.plain for _, branch in self.branches
+        )
+        #: Whether the Host header takes part.
+        self.hosts: bool = any(isinstance(route, Host) for route in self.routes) or any(
+            branch.hosts for _, branch in self.branches
+        )
+
+    def holds(self, routes: Any) -> bool:
+        """Whether ``routes`` are still these, down every mount and host."""
+        mine = self.routes
+        if len(routes) != len(mine) or not all(map(operator.is_, routes, mine)):
+            return False
+        # usually no branches: no generator to make then
+        return not self.branches or all(branch.holds(r.routes) for r, branch in self.branches)
+
+
+def _known_matches() -> set[Any]:
+    known: set[Any] = {Route.matches, WebSocketRoute.matches, Mount.matches, Host.matches}
+    routing = sys.modules.get("fastapi.routing")  # imported already by any FastAPI app
+    if routing is not None:
+        known |= {routing.APIRoute.matches, routing.APIWebSocketRoute.matches}
+    return known
 
 
 def _match_in(routes: Any, scope: Scope, prefix: str) -> str | None:

@@ -69,10 +69,14 @@ def client_ip(
                 host = hop
                 if not trusted(hop):
                     break
-        address = _parse(host)
-        return f"ip:{address if address is not None else host or 'unknown'}"
+        return _ip_key(host)
 
     return key
+
+
+def _ip_key(host: str | None) -> str:
+    address = _parse(host)
+    return f"ip:{address if address is not None else host or 'unknown'}"
 
 
 def _forwarded_for(request: RequestInfo, header: str) -> list[str]:
@@ -165,13 +169,24 @@ def combine(*funcs: KeyFunc) -> KeyFunc:
                 return None
             if not isinstance(part, str):
                 raise ConfigurationError(f"key function {func!r} returned {part!r}, not a str")
-            # escaped, so that no two lists of parts give the same key
-            parts.append(part.replace("\\", "\\\\").replace("|", "\\|"))
+            parts.append(_escape(part))
         return "|".join(parts)
 
     return key
 
 
+def _escape(part: str) -> str:
+    # escaped, so that no two lists of parts give the same key
+    return part.replace("\\", "\\\\").replace("|", "\\|")
+
+
 def default() -> KeyFunc:
     """The default key: the client's IP (socket peer) on the route template."""
     return combine(client_ip(), route())
+
+
+@functools.lru_cache(maxsize=4096)  # the same few clients on the same few routes
+def _default_key(client_host: str | None, template: str | None) -> str:
+    # what default() gives a request from client_host on route template, with no
+    # RequestInfo to build: the integrations' key when they were given no key function
+    return f"{_escape(_ip_key(client_host))}|{_escape(f'route:{template}')}"
