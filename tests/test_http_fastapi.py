@@ -11,7 +11,7 @@ from pathlib import Path
 import anyio
 import httpx
 import pytest
-from fastapi import Depends, FastAPI, WebSocket
+from fastapi import APIRouter, Depends, FastAPI, WebSocket
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -456,3 +456,37 @@ async def test_mounted_apps_and_host_routes_keep_their_own_limits(name: str) -> 
         host = {"host": "api.example.com"}
         assert (await client.get("/ping", headers=host)).status_code == 200
         assert (await client.get("/ping", headers=host)).status_code == 429
+
+
+async def test_included_routers_keep_their_prefixes(name: str) -> None:
+    """One router included under /v1 and /v2: two templates, two limits (dependency and
+    middleware alike), and /v1/items/1 and /v1/items/2 one limit."""
+    backend = MemoryBackend()
+    router = APIRouter()
+    limit = RateLimit(limiter(backend, name, "1/hour"))
+
+    @router.get("/items/{item_id}", dependencies=[Depends(limit)])
+    async def item(item_id: int) -> dict[str, int]:
+        return {"id": item_id}
+
+    @router.get("/plain/{item_id}")
+    async def plain(item_id: int) -> dict[str, int]:
+        return {"id": item_id}
+
+    app = FastAPI()
+    app.include_router(router, prefix="/v1")
+    app.include_router(router, prefix="/v2")
+    app.add_middleware(RateLimitMiddleware, limiter=limiter(backend, name + "m", "1/hour"))
+    async with serve_asgi(app) as url, httpx.AsyncClient(base_url=url) as client:
+        assert (await client.get("/v1/items/1")).status_code == 200
+        assert (await client.get("/v2/items/1")).status_code == 200  # not /v1's bucket
+        assert (await client.get("/v1/items/2")).status_code == 429  # /v1's, by the dependency
+        assert (await client.get("/v1/plain/1")).status_code == 200
+        assert (await client.get("/v2/plain/1")).status_code == 200  # the middleware's too
+        assert (await client.get("/v1/plain/2")).status_code == 429
+    for path, template in [
+        ("/v1/plain/3", "/v1/plain/{item_id}"),
+        ("/v2/items/9", "/v2/items/{item_id}"),
+    ]:
+        scope: Scope = {"type": "http", "method": "GET", "path": path, "root_path": "", "app": app}
+        assert _match_route(scope) == template

@@ -119,12 +119,15 @@ def _info(conn: HTTPConnection, route: str | None) -> RequestInfo:
 
 
 def _route_of(conn: HTTPConnection) -> str:
-    route = conn.scope.get("route")  # the route the router picked, before dependencies run
-    path = getattr(route, "path", None)
+    scope = conn.scope
+    # The route the router picked, before dependencies run. FastAPI runs a route of an included
+    # router as it was declared, and keeps the template with the include's prefix apart.
+    context = scope.get("fastapi", {}).get("effective_route_context")
+    path = getattr(context, "path_format", None) or getattr(scope.get("route"), "path", None)
     if not isinstance(path, str):
         return UNMATCHED_ROUTE
     # a mounted app's routes are relative to its mount: /v1 and /v2 must not share a key
-    return str(conn.scope.get("root_path", "")) + path
+    return str(scope.get("root_path", "")) + path
 
 
 class RateLimit:
@@ -411,9 +414,21 @@ def _known_matches() -> set[Any]:
     return known
 
 
+def _candidates(routes: Any) -> Any:
+    """``routes``, with each router that FastAPI included (one route in its app) replaced by
+    its routes as included: under the include's prefix, each with its full template."""
+    for route in routes:
+        included = getattr(route, "effective_route_contexts", None)
+        if included is None:
+            yield route
+            continue
+        for context in included():
+            yield getattr(context, "starlette_route", None) or context
+
+
 def _match_in(routes: Any, scope: Scope, prefix: str) -> str | None:
     partial = None
-    for route in routes:
+    for route in _candidates(routes):
         match, child = route.matches(scope)
         if match == Match.NONE:
             continue
