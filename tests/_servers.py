@@ -148,6 +148,10 @@ class Server:
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
+            # A session of its own, as a server run as a service has: with the kernel's
+            # autogroup scheduling, a server in its client's session would share that
+            # session's CPU with the client's threads instead of getting a share of its own.
+            start_new_session=True,
         )
         log.close()
         deadline = time.monotonic() + 15
