@@ -95,8 +95,9 @@ class Limiter(ClosesBackend):
         backend_timeout: The time budget of one decision, in seconds: past it, the failure
             policy decides (a call that timed out may still have been counted). The default
             is below glide's 250 ms request timeout, which bounds each request but not a
-            decision (a reloaded script is up to three requests). None: no budget, and no
-            timer per decision, which costs about a third of the throughput on Valkey.
+            decision (a reloaded script is up to three requests). None: no budget. On Valkey
+            it costs next to nothing (one shared timer, not one per decision); a backend of
+            your own gets a timer per decision.
         breaker: Skips a backend that keeps failing, then probes it (default:
             ``CircuitBreaker()``, one per limiter; share one among limiters of a backend).
         local_cache: Remember denials in this process: a key denied with ``retry_after=r``
