@@ -34,7 +34,7 @@ class Limits:
     rates: tuple[Rate, ...]
     capacities: tuple[int, ...]
     #: the number of rates, then limit, period_ms, capacity per rate, as doubles: how a
-    #: script's argument for one decision ends (see _prelude.lua)
+    #: decision in a script's argument goes on after its head (see _prelude.lua)
     packed: bytes
 
     @classmethod

@@ -4,8 +4,7 @@
 -- in flight, its period the lease in ms. Modes: 0 acquire, 1 peek, 3 release, 4 renew.
 -- Returns the drivers' shape: {allowed, ok, remaining, reset_ms, retry_ms}.
 local function decide(first)
-  local key, token = KEYS[first], string.sub(arg, 41 + 24 * rates) -- the text after the rate
-  local limit, lease = rate(1)
+  local key, limit, lease = KEYS[first], rate(1)
   redis.call('ZREMRANGEBYSCORE', key, '-inf', now) -- the leases of holders that died
   local allowed = 0
   if mode == 3 then

@@ -40,8 +40,9 @@ _BATCH = 32
 # glide's own reconnection, for clients from_url makes: at most 160 ms between attempts (glide's
 # default grows to 3.2 s), so that a server that is back is used again within about a second.
 _RECONNECT = {"num_of_retries": 4, "factor": 10, "exponent_base": 2}
-# how a script's argument for one decision starts: now, cost, mode, max wait (_prelude.lua)
-_HEAD = struct.Struct("<4d")
+# how a decision starts in a script's argument: now, cost, mode, max wait, the token's length
+# (_prelude.lua)
+_HEAD = struct.Struct("<5d")
 _scripts: dict[str, Script] = {}
 # glide's Script.__del__ logs through its FFI, which fails once the interpreter is shutting down
 atexit.register(_scripts.clear)
@@ -248,11 +249,15 @@ class ValkeyBackend:
             return call.result()
         # Under load: lead a batch, letting the calls that are ready in this loop turn join it
         # (one pass of the loop, no timer), then send them all together.
-        started = anyio.current_time()
         batch = self._gathering = _Batch(client, call, loop)
         try:
-            await anyio.lowlevel.cancel_shielded_checkpoint()
-        except BaseException:  # a native cancellation (asyncio's task.cancel())
+            if batch.futures is not None:  # asyncio: the cheapest pass of its loop
+                started = batch.loop.time()  # type: ignore[attr-defined]
+                await asyncio.sleep(0)
+            else:
+                started = anyio.current_time()
+                await anyio.lowlevel.cancel_shielded_checkpoint()
+        except BaseException:  # cancelled meanwhile: the calls that joined go again
             batch.resend = True
             batch.release()
             raise
@@ -321,9 +326,9 @@ class _Call:
         self.timeout = request.timeout
         self.keys = request.keys
         now = -1 if request.now is None else request.now  # -1: the server's clock
-        head = _HEAD.pack(now, request.cost, request.mode, request.max_wait)
-        arg = head + request.limits.packed
-        self.arg = arg + request.token.encode() if request.token else arg
+        token = request.token.encode()
+        head = _HEAD.pack(now, request.cost, request.mode, request.max_wait, len(token))
+        self.arg = head + request.limits.packed + token
         self.value: list[int] | None = None
         self.error: BaseException | None = None
         self.expired = False  # its time budget ran out (a lone call's: see _Deadlines)
@@ -439,7 +444,7 @@ async def _send(client: Client, calls: list[_Call], cluster: bool) -> None:
                 value = await client.invoke_script(
                     _script(group[0].algorithm),
                     keys=[key for call in group for key in call.keys],
-                    args=[call.arg for call in group],
+                    args=[b"".join([call.arg for call in group])],
                 )
             except Exception as exc:
                 _fail(group, exc)
@@ -475,7 +480,9 @@ async def _pipeline(client: Client, groups: list[list[_Call]], cluster: bool) ->
     for group in groups:
         keys = [key for call in group for key in call.keys]
         sha = _script(group[0].algorithm).get_hash()
-        batch.custom_command(["EVALSHA", sha, str(len(keys)), *keys, *(c.arg for c in group)])
+        batch.custom_command(
+            ["EVALSHA", sha, str(len(keys)), *keys, b"".join([c.arg for c in group])]
+        )
     try:
         results = await client.exec(batch, raise_on_error=False)
     except Exception as exc:
