@@ -244,6 +244,8 @@ class ValkeyBackend:
                         except asyncio.CancelledError:
                             if not deadlines.absorb(call):
                                 raise
+                        finally:
+                            call.task = None  # the watch keeps the call, not the task
             finally:
                 self._in_flight -= 1
             return call.result()
@@ -318,7 +320,7 @@ def _running_loop() -> object:
 class _Call:
     """One decision on its way to Valkey, alone or in a batch."""
 
-    __slots__ = ("algorithm", "arg", "error", "expired", "keys", "timeout", "value")
+    __slots__ = ("algorithm", "arg", "error", "expired", "keys", "task", "timeout", "value")
     arg: bytes
 
     def __init__(self, algorithm: Algorithm, request: Request) -> None:
@@ -332,6 +334,7 @@ class _Call:
         self.value: list[int] | None = None
         self.error: BaseException | None = None
         self.expired = False  # its time budget ran out (a lone call's: see _Deadlines)
+        self.task: asyncio.Task[Any] | None = None  # a lone call's task, while it waits
 
     def fail(self, exc: BaseException | str) -> None:
         error = BackendError(f"Valkey failed to run {self.algorithm.name}: {exc}")
@@ -356,7 +359,7 @@ class _Deadlines:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self._heap: list[tuple[float, int, asyncio.Task[Any], _Call]] = []
+        self._heap: list[tuple[float, int, _Call]] = []
         self._seq = 0
         self._armed = math.inf  # when the timer fires next
 
@@ -367,11 +370,10 @@ class _Deadlines:
 
     def watch(self, timeout: float, call: _Call) -> None:
         """Cancel the current task if ``call`` has no answer ``timeout`` seconds from now."""
-        task = asyncio.current_task()
-        assert task is not None
+        call.task = asyncio.current_task()
         deadline = self.loop.time() + timeout
         self._seq += 1
-        heapq.heappush(self._heap, (deadline, self._seq, task, call))
+        heapq.heappush(self._heap, (deadline, self._seq, call))
         if deadline < self._armed:
             self._armed = deadline
             self.loop.call_at(deadline, self._expire)
@@ -379,10 +381,11 @@ class _Deadlines:
     def _expire(self) -> None:
         heap, now = self._heap, self.loop.time()
         while heap and heap[0][0] <= now:
-            _, _, task, call = heapq.heappop(heap)
+            _, _, call = heapq.heappop(heap)
             # unanswered means still awaiting, inside execute()'s try: the cancellation lands
             # there, and nowhere else
-            if call.value is None and call.error is None:
+            task = call.task
+            if task is not None and call.value is None and call.error is None:
                 call.expired = True
                 task.cancel()
         self._armed = heap[0][0] if heap else math.inf
