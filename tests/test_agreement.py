@@ -114,8 +114,8 @@ def test_sliding_log_survives_a_clock_stepping_back(runner: Runner) -> None:
 def test_one_rate_step_agrees_with_the_driver_twin(
     algorithm: str, spec: tuple[int, int, int], steps: list[tuple[int, int, Mode, int]], start: int
 ) -> None:
-    """A MemoryBackend decides one rate in one call (Algorithm.single), not with the driver's
-    twin (check and commit per rate): both give the same results and store the same state."""
+    """A MemoryBackend decides one rate in one frame (MemoryBackend.decider), not with the
+    driver's twin (decide_rates): both give the same results and store the same state."""
     algo = ALGORITHMS[algorithm]
     limit, period, cap = spec
     limits = Limits.of((Rate(limit, period / 1000),), (cap if algo.reservable else limit,))

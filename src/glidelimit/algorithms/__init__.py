@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._base import Algorithm, Check, Decide, Limits, Mode, Request, Store
+from ._base import Algorithm, Check, Decide, Limits, Mode, Request
 from .concurrency import Concurrency
 from .fixed_window import FixedWindow
 from .gcra import GCRA
@@ -27,5 +27,4 @@ __all__ = [
     "Limits",
     "Mode",
     "Request",
-    "Store",
 ]

@@ -1,8 +1,8 @@
 """What an algorithm is: a Lua script and its Python twin, which must agree exactly.
 
 A backend only executes an algorithm: Valkey runs the script, the memory backend runs
-:meth:`Algorithm.decide` (with one rate, the same decision in one call of the decider that
-:meth:`Algorithm.single` builds). Both return the same flat list of integers, which
+:meth:`Algorithm.decide` (or, with one rate, the same check and commit in the decider that
+:meth:`MemoryBackend.decider` builds). Both return the same flat list of integers, which
 :func:`glidelimit._limiter` turns into a Decision.
 """
 
@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import enum
 import struct
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
-from typing import Any, ClassVar, NamedTuple, Protocol
+from typing import Any, ClassVar, NamedTuple, Protocol, TypeAlias
 
 from .._rate import Rate
 
@@ -58,36 +57,14 @@ class Request(NamedTuple):
     timeout: float | None = None  # s; the time budget, for a backend that waits (Valkey)
 
 
-class Check(NamedTuple):
-    """One rate's verdict: ``*0`` as things stand, ``*1`` once this cost is consumed."""
-
-    ok: bool
-    retry: int  # ms; -1: never
-    rem0: int
-    reset0: int
-    rem1: int
-    reset1: int
-    new: Any  # what commit() needs
-
+#: One rate's verdict, as ``check()`` gives it: ``(ok, retry, rem0, reset0, rem1, reset1,
+#: new)``: allowed or not, ms until this cost could be (-1: never), the remaining and the reset
+#: in ms as things stand (``*0``) and once this cost is consumed (``*1``), and what
+#: ``commit()`` needs. A plain tuple: one is made for every decision, and a named tuple costs
+#: ten times as much to make.
+Check: TypeAlias = tuple[bool, int, int, int, int, int, Any]
 
 _PEEK, _RESERVE = int(Mode.PEEK), int(Mode.RESERVE)
-
-
-class Store(Protocol):
-    """The memory backend's store, as a decider uses it.
-
-    ``data`` maps a key to its entry, ``(expires at in ms, *state)``, least recently written
-    first: a decider pops the key it reads, and puts an entry back (the same one if nothing
-    changed) unless the key is deleted or expired. Once it has added a key that was not there
-    and ``len(data) > bound``, it calls ``grown(now)``. The clock in ms is ``ticks() // scale``.
-    """
-
-    data: dict[str, tuple[Any, ...]]
-    ticks: Callable[[], int]
-    scale: int
-    bound: int
-
-    def grown(self, now: int) -> None: ...
 
 
 class Decide(Protocol):
@@ -108,9 +85,8 @@ class Decide(Protocol):
 class Algorithm:
     """The Python twin of one decision of ``_prelude.lua`` + ``<name>.lua`` + ``_driver.lua``.
 
-    Subclasses give ``name``, the twins of the script's ``check`` and ``commit`` (a state is a
-    stored entry: ``(expires at, *state)``; commit returns the new state), and :meth:`single`:
-    the same decision for one rate (what most limiters have) in one call, on the store itself.
+    Subclasses give ``name`` and the twins of the script's ``check`` and ``commit`` (a state
+    is a stored entry: ``(expires at, *state)``; commit returns the new state).
     """
 
     name: ClassVar[str]
@@ -123,12 +99,9 @@ class Algorithm:
     def check(self, state: Any, now: int, cost: int, limit: int, period: int, cap: int) -> Check:
         raise NotImplementedError
 
-    def commit(self, state: Any, check: Check, now: int, cost: int) -> tuple[Any, ...]:
-        raise NotImplementedError
-
-    def single(self, store: Store, limit: int, period: int, cap: int) -> Decide:
-        """Decides one rate on ``store`` as :meth:`decide_rates` would with its check and
-        commit, without their bookkeeping: the twin of the script with one key, in one call."""
+    def commit(self, state: Any, new: Any, reset: int, now: int, cost: int) -> tuple[Any, ...]:
+        """The state to store once ``cost`` is consumed: ``new`` is the check's last item,
+        ``reset`` its ``reset1``."""
         raise NotImplementedError
 
     @cached_property
@@ -158,21 +131,21 @@ class Algorithm:
             for state, rate, cap in zip(states, limits.rates, limits.capacities)
         ]
         if mode == _RESERVE:
-            oks = [c.retry >= 0 and (max_wait < 0 or c.retry <= max_wait) for c in checks]
+            oks = [c[1] >= 0 and (max_wait < 0 or c[1] <= max_wait) for c in checks]
         else:
-            oks = [c.ok for c in checks]
+            oks = [c[0] for c in checks]
         allowed = all(oks)
         out = [1 if allowed else 0]
         if not allowed:
-            for c, ok in zip(checks, oks):
-                out += (1 if ok else 0, c.rem0, c.reset0, c.retry)
+            for (_, retry, rem0, reset0, _, _, _), ok in zip(checks, oks):
+                out += (1 if ok else 0, rem0, reset0, retry)
             return out, None
-        for c in checks:
-            out += (1, c.rem1, c.reset1, c.retry)
+        for _, retry, _, _, rem1, reset1, _ in checks:
+            out += (1, rem1, reset1, retry)
         if mode == _PEEK:
             return out, None
         commit = self.commit
         return out, [
-            (commit(state, c, now, cost) if c.reset1 > 0 else None, c.reset1)
+            (commit(state, c[6], c[5], now, cost) if c[5] > 0 else None, c[5])
             for state, c in zip(states, checks)
         ]

@@ -7,14 +7,16 @@ from typing import Any
 
 from .._errors import ConfigurationError
 from ..algorithms import Algorithm, Decide, Limits, Request
+from ..algorithms._base import _PEEK, _RESERVE
 
 _FIRST_SWEEP = 1024  # keys held before the first sweep for expired ones
 _CACHED_DECIDERS = 1024  # deciders that decide() keeps, for as many (algorithm, limits)
 
 
 class _Store:
-    """The keys' entries, bounded: what the algorithms' deciders read and write (the
-    :class:`~glidelimit.algorithms.Store` protocol)."""
+    """The keys' entries, ``(expires at in ms, *state)``, bounded: what the deciders read and
+    write. A decider pops the key it reads and puts an entry back unless the key is deleted or
+    expired; once it has added a key and holds more than ``bound``, it calls ``grown(now)``."""
 
     __slots__ = ("bound", "data", "max_keys", "scale", "sweep_at", "ticks")
 
@@ -103,13 +105,11 @@ class MemoryBackend:
     def decider(self, algorithm: Algorithm, limits: Limits) -> Decide:
         """The decisions of one limiter (``algorithm`` on ``limits``) as a plain function, for
         a caller that makes many: ``decide(keys, cost, mode, max_wait)`` returns what
-        :meth:`execute` would, with no Request, no coroutine and no lookup. One rate (the usual
-        case) is decided in one call of the algorithm's :meth:`~Algorithm.single`."""
+        :meth:`execute` would, with no Request, no coroutine and no lookup."""
         if not algorithm.driven:
             raise ValueError(f"{algorithm.name} needs a whole Request: use execute()")
         if len(limits.rates) == 1:
-            (rate,), (cap,) = limits.rates, limits.capacities
-            return algorithm.single(self._store, rate.limit, rate.period_ms, cap)
+            return self._one_rate(algorithm, limits)
         store = self._store
         data, ticks, scale = store.data, store.ticks, store.scale
         decide_rates = algorithm.decide_rates
@@ -134,6 +134,46 @@ class MemoryBackend:
             if writes is not None:
                 self._write(keys, writes, now)
             return out
+
+        return decide
+
+    def _one_rate(self, algorithm: Algorithm, limits: Limits) -> Decide:
+        """:meth:`decider` for one rate (what most limiters have): the driver's twin
+        (:meth:`Algorithm.decide_rates`) without its lists, in one frame."""
+        (rate,), (cap,) = limits.rates, limits.capacities
+        limit, period = rate.limit, rate.period_ms
+        check, commit = algorithm.check, algorithm.commit
+        store = self._store
+        data, ticks, scale = store.data, store.ticks, store.scale
+
+        def decide(
+            keys: tuple[str, ...],
+            cost: int,
+            mode: int = 0,
+            max_wait: int = -1,
+            now: int | None = None,
+        ) -> list[int]:
+            if now is None:
+                now = ticks() // scale
+            key = keys[0]
+            entry = data.pop(key, None)  # put back below, or written anew
+            if entry is not None and entry[0] <= now:
+                entry = None  # expired: gone
+            ok, retry, rem0, reset0, rem1, reset1, new = check(entry, now, cost, limit, period, cap)
+            if mode == _RESERVE:
+                ok = retry >= 0 and (max_wait < 0 or retry <= max_wait)
+            if not ok:
+                if entry is not None:
+                    data[key] = entry
+                return [0, 0, rem0, reset0, retry]
+            if mode == _PEEK:
+                if entry is not None:
+                    data[key] = entry
+            elif reset1 > 0:
+                data[key] = (now + reset1, *commit(entry, new, reset1, now, cost))
+                if entry is None and len(data) > store.bound:
+                    store.grown(now)
+            return [1, 1, rem1, reset1, retry]
 
         return decide
 
