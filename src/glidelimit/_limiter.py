@@ -347,11 +347,7 @@ class Limiter(ClosesBackend):
             error.__cause__ = breaker.last_error
             return await self._degraded(request, error)
         try:
-            backend = self.backend
-            if isinstance(backend, (ValkeyBackend, MemoryBackend)):  # see _ask
-                raw = await backend.execute(self._algorithm, request)
-            else:
-                raw = await self._ask(backend, request)
+            raw = await self._ask(self.backend, request)
         except BackendError as exc:
             breaker.failed(exc)
             return await self._degraded(request, exc)
@@ -369,13 +365,17 @@ class Limiter(ClosesBackend):
     ) -> Request:
         return Request(keys, self._limits, cost, mode, max_wait, timeout=self.backend_timeout)
 
-    async def _ask(self, backend: Backend, request: Request) -> list[int]:
+    def _ask(self, backend: Backend, request: Request) -> Awaitable[list[int]]:
+        """``backend``'s answer to ``request``, within the time budget."""
+        if self.backend_timeout is None or isinstance(backend, (MemoryBackend, ValkeyBackend)):
+            # Memory never waits, so there is nothing to time; Valkey times its own calls
+            # (request.timeout), one timer for many. The backend's own coroutine: no extra
+            # frame on every decision.
+            return backend.execute(self._algorithm, request)
+        return self._timed(backend, request)
+
+    async def _timed(self, backend: Backend, request: Request) -> list[int]:
         budget = self.backend_timeout
-        if budget is None or isinstance(backend, (MemoryBackend, ValkeyBackend)):
-            # Memory never waits, so there is nothing to time; Valkey times its own batches
-            # (request.timeout), one timer for many calls: under asyncio every budget is a
-            # timer that stays in the loop's heap until the loop next runs.
-            return await backend.execute(self._algorithm, request)
         try:
             with anyio.fail_after(budget):
                 return await backend.execute(self._algorithm, request)
