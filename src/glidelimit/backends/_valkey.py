@@ -222,30 +222,12 @@ class ValkeyBackend:
             if batch.resend:  # its leader was cancelled before sending: nothing went out
                 return await self.execute(algorithm, request)
             return call.result()
-        timeout = request.timeout
         if not self._in_flight:
             # Nothing in flight: go out at once, no pass of the event loop to wait for, and
             # nobody else waits on this trip.
             self._in_flight = 1
             try:
-                if timeout is None:
-                    await _send(client, [call], self._cluster)
-                else:
-                    deadlines = self._deadlines
-                    if deadlines is None or deadlines.loop is not loop:
-                        deadlines = self._deadlines = _Deadlines.of(loop)
-                    if deadlines is None:
-                        with anyio.move_on_after(timeout):
-                            await _send(client, [call], self._cluster)
-                    else:
-                        deadlines.watch(timeout, call)
-                        try:
-                            await _send(client, [call], self._cluster)
-                        except asyncio.CancelledError:
-                            if not deadlines.absorb(call):
-                                raise
-                        finally:
-                            call.task = None  # the watch keeps the call, not the task
+                await self._send_alone(client, call, loop)
             finally:
                 self._in_flight -= 1
             return call.result()
@@ -280,6 +262,27 @@ class ValkeyBackend:
             self._in_flight -= len(calls)
             batch.release()
         return call.result()
+
+    async def _send_alone(self, client: Client, call: _Call, loop: object) -> None:
+        """Send a lone call, within its time budget."""
+        if call.timeout is None:
+            await _send(client, [call], self._cluster)
+            return
+        deadlines = self._deadlines
+        if deadlines is None or deadlines.loop is not loop:
+            deadlines = self._deadlines = _Deadlines.of(loop)
+        if deadlines is None:  # trio, whose timers are cheap
+            with anyio.move_on_after(call.timeout):
+                await _send(client, [call], self._cluster)
+            return
+        deadlines.watch(call.timeout, call)
+        try:
+            await _send(client, [call], self._cluster)
+        except asyncio.CancelledError:
+            if not deadlines.absorb(call):
+                raise
+        finally:
+            call.task = None  # the watch keeps the call, not the task
 
     async def delete(self, keys: Sequence[str]) -> None:
         from glide import GlideError
