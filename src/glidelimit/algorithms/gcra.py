@@ -16,17 +16,25 @@ class GCRA(Algorithm):
     reservable = True
 
     def check(self, state: Any, now: int, cost: int, limit: int, period: int, cap: int) -> Check:
-        cur = max(state[2] - (now - state[1]) * limit, 0) if state is not None else 0
-        new = max(cur + cost * period, 0)  # a negative cost gives back a reservation
+        # (conditionals rather than max(): this runs on every decision of the memory backend)
+        cur = 0
+        if state is not None:
+            cur = state[2] - (now - state[1]) * limit
+            if cur < 0:
+                cur = 0
+        new = cur + cost * period
+        if new < 0:
+            new = 0  # a negative cost gives back a reservation
         full = cap * period
         ok = new <= full or cost <= 0  # giving back is always allowed
         retry = -1 if cost > cap else 0 if ok else -((full - new) // limit)
+        rem0, rem1 = (full - cur) // period, (full - new) // period
         return (
             ok,
             retry,
-            max((full - cur) // period, 0),
+            rem0 if rem0 > 0 else 0,
             -(-cur // limit),
-            max((full - new) // period, 0),
+            rem1 if rem1 > 0 else 0,
             -(-new // limit),
             new,
         )
