@@ -259,6 +259,37 @@ async def test_a_lone_calls_budget_ends_it_and_leaves_the_task_uncancelled(
         await asyncio.sleep(0)  # and no stray cancellation is left to land later
 
 
+async def test_answered_calls_arm_no_budget_timer(
+    own_valkey: Server, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The budgets' one timer wakes the event loop for a call still waiting, not once for
+    # each call that was answered long before its budget ran out.
+    from glidelimit.backends._valkey import _Deadlines
+
+    fired = 0
+    expire = _Deadlines._expire
+
+    def counted(self: _Deadlines) -> None:
+        nonlocal fired
+        fired += 1
+        expire(self)
+
+    monkeypatch.setattr(_Deadlines, "_expire", counted)
+    async with ValkeyBackend.from_url(own_valkey.url) as backend:
+        limiter = Limiter("1000000/second", backend=backend, name=name, backend_timeout=0.05)
+        calls, until = 0, time.monotonic() + 0.4  # eight budgets long
+        while time.monotonic() < until:
+            assert (await limiter.hit("k")).allowed
+            calls += 1
+        assert calls > 100
+        assert fired <= 12  # one per budget or so, not one per call
+        cli(own_valkey.port, "CLIENT", "PAUSE", "600", "ALL")
+        started = time.monotonic()
+        decision = await limiter.hit("k")  # the timer still ends a waiting call on time
+        assert decision.degraded
+        assert 0.04 < time.monotonic() - started < 0.3
+
+
 async def test_a_callers_own_cancellation_passes_a_lone_calls_budget(
     own_valkey: Server, name: str
 ) -> None:
