@@ -1,5 +1,8 @@
 -- glidelimit: decide() for every rate algorithm, on the keys KEYS[first..first+rates-1].
 -- Checks every rate, then commits all of them or none (a denied hit consumes nothing).
+-- check(key, limit, period, cap) returns what the Python twin's check() does, in its order:
+-- {ok, retry_ms, remaining, reset_ms, remaining once spent, reset_ms once spent, then what
+-- commit(key, c, ttl) needs}; a table with no names is the cheapest for Lua to make.
 -- Returns {allowed, then per rate: ok, remaining, reset_after_ms, retry_after_ms (-1: never)}.
 local function decide(first)
   local checks = {}
@@ -7,18 +10,18 @@ local function decide(first)
   for i = 1, rates do
     local c = check(KEYS[first + i - 1], rate(i))
     if mode == 2 then
-      c.ok = c.retry >= 0 and (max_wait < 0 or c.retry <= max_wait)
+      c[1] = c[2] >= 0 and (max_wait < 0 or c[2] <= max_wait)
     end
     checks[i] = c
-    allowed = allowed and c.ok
+    allowed = allowed and c[1]
   end
 
   local out = {allowed and 1 or 0}
   for i = 1, rates do
     local c, key = checks[i], KEYS[first + i - 1]
-    local remaining, reset = c.rem0, c.reset0
+    local remaining, reset = c[3], c[4]
     if allowed then
-      remaining, reset = c.rem1, c.reset1
+      remaining, reset = c[5], c[6]
       if mode ~= 1 then
         -- The key lives exactly as long as its state matters: until the rate is back to full.
         if reset > 0 then
@@ -31,10 +34,10 @@ local function decide(first)
         end
       end
     end
-    out[#out + 1] = c.ok and 1 or 0
+    out[#out + 1] = c[1] and 1 or 0
     out[#out + 1] = remaining
     out[#out + 1] = reset
-    out[#out + 1] = c.retry
+    out[#out + 1] = c[2]
   end
   return out
 end

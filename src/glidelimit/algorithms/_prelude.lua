@@ -19,7 +19,7 @@ local function parse()
   local token_length
   now, cost, mode, max_wait, token_length, rates = struct.unpack('<dddddd', ARGV[1], at)
   local token_at = at + 48 + 24 * rates
-  token = string.sub(ARGV[1], token_at, token_at + token_length - 1)
+  token = token_length > 0 and string.sub(ARGV[1], token_at, token_at + token_length - 1) or ''
   ttl_pad = 0
   if now < 0 then
     if server_now == nil then -- one clock reading per call

@@ -8,25 +8,22 @@ local function check(key, limit, period, cap)
     count, wend = tonumber(st[1]), e
   end
   local new = count + cost
-  local c = {ok = new <= limit, rem0 = limit - count, rem1 = limit - new, wend = wend}
+  local ok = new <= limit
+  local retry, reset0, reset1 = 0, 0, period
+  if wend ~= nil then
+    reset0, reset1 = wend - now, wend - now
+  end
   if cost > limit then
-    c.retry = -1
-  elseif c.ok then
-    c.retry = 0
-  else
-    c.retry = wend - now
+    retry = -1
+  elseif not ok then
+    retry = reset0
   end
-  if wend == nil then
-    c.reset0, c.reset1 = 0, period
-  else
-    c.reset0, c.reset1 = wend - now, wend - now
-  end
-  return c
+  return {ok, retry, limit - count, reset0, limit - new, reset1, wend}
 end
 
 local function commit(key, c, ttl)
-  if c.wend == nil then
-    redis.call('HSET', key, 'n', cost, 'e', now + c.reset1)
+  if c[7] == nil then -- a new window, of one period
+    redis.call('HSET', key, 'n', cost, 'e', now + c[6])
   else
     redis.call('HINCRBY', key, 'n', cost)
   end

@@ -23,13 +23,11 @@ local function check(key, limit, period, cap)
   elseif not ok then
     retry = ceildiv(new - full, limit)
   end
-  return {ok = ok, new = new, retry = retry,
-    rem0 = math.max(floordiv(full - cur, period), 0),
-    rem1 = math.max(floordiv(full - new, period), 0),
-    reset0 = ceildiv(cur, limit), reset1 = ceildiv(new, limit)}
+  return {ok, retry, math.max(floordiv(full - cur, period), 0), ceildiv(cur, limit),
+    math.max(floordiv(full - new, period), 0), ceildiv(new, limit), new}
 end
 
 local function commit(key, c, ttl)
-  redis.call('SET', key, struct.pack('<dd', now, c.new), 'PX', ttl)
+  redis.call('SET', key, struct.pack('<dd', now, c[7]), 'PX', ttl)
   return true
 end

@@ -4,31 +4,30 @@ local function check(key, limit, period, cap)
   local since = '(' .. (now - period)
   local count = redis.call('ZCOUNT', key, since, '+inf')
   local new = count + cost
-  local c = {ok = new <= limit, rem0 = limit - count, rem1 = limit - new, dead = now - period}
+  local ok = new <= limit
+  local retry = 0
   if cost > limit then
-    c.retry = -1
-  elseif c.ok then
-    c.retry = 0
-  else
+    retry = -1
+  elseif not ok then
     -- wait until enough of the oldest live units have aged out
     local k = new - limit
     local e = redis.call('ZRANGEBYSCORE', key, since, '+inf', 'WITHSCORES', 'LIMIT', k - 1, 1)
-    c.retry = tonumber(e[2]) + period - now
+    retry = tonumber(e[2]) + period - now
   end
-  c.reset0 = 0
+  local reset0 = 0
   if count > 0 then
     local last = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
-    c.reset0 = tonumber(last[2]) + period - now
+    reset0 = tonumber(last[2]) + period - now
   end
-  c.reset1 = c.reset0
+  local reset1 = reset0
   if cost > 0 then
-    c.reset1 = period
+    reset1 = period
   end
-  return c
+  return {ok, retry, limit - count, reset0, limit - new, reset1, now - period}
 end
 
 local function commit(key, c, ttl)
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', c.dead)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', c[7]) -- the dead units
   -- Members must be unique: those of one instant are numbered on from how many that instant
   -- has, which is exact because the members of one instant only ever leave together (even if
   -- the server's clock steps back).

@@ -15,28 +15,27 @@ local function check(key, limit, period, cap)
   -- counts scaled by period, so that the weighting stays in integers
   local weighted = prev * (period - x) + cur * period
   local new = weighted + cost * period
-  local c = {ok = new <= limit * period, w = w, cur = cur + cost, prev = prev}
+  local ok = new <= limit * period
+  local retry
   if cost > limit then
-    c.retry = -1
-  elseif c.ok then
-    c.retry = 0
+    retry = -1
+  elseif ok then
+    retry = 0
   elseif cur + cost <= limit then
     -- wait until the previous window's weight has shrunk enough
-    c.retry = ceildiv(prev * (period - x) - (limit - cur - cost) * period, prev)
+    retry = ceildiv(prev * (period - x) - (limit - cur - cost) * period, prev)
   else
     -- wait for the next window, then until this window's weight has shrunk enough
-    c.retry = period - x + ceildiv((cur - limit + cost) * period, cur)
+    retry = period - x + ceildiv((cur - limit + cost) * period, cur)
   end
-  c.rem0 = floordiv(limit * period - weighted, period)
-  c.rem1 = floordiv(limit * period - new, period)
   local function reset(n)
     if n > 0 then return 2 * period - x elseif prev > 0 then return period - x end
     return 0
   end
-  c.reset0, c.reset1 = reset(cur), reset(cur + cost)
-  return c
+  return {ok, retry, floordiv(limit * period - weighted, period), reset(cur),
+    floordiv(limit * period - new, period), reset(cur + cost), w, cur + cost, prev}
 end
 
 local function commit(key, c, ttl)
-  redis.call('HSET', key, 'w', c.w, 'c', c.cur, 'p', c.prev)
+  redis.call('HSET', key, 'w', c[7], 'c', c[8], 'p', c[9])
 end
