@@ -52,7 +52,8 @@ BENCH_PEERS = [
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Decisions/s and latency against the peers, then HTTP requests/s (benchmarks/).
+    """Decisions/s and latency against the peers, where a decision's CPU goes, then HTTP
+    requests/s (benchmarks/).
 
     `nox -s bench -- --quick` for a one-minute run of the suite. Writes
     benchmarks/results/results.md and chart.png. The HTTP part needs wrk on PATH (Debian:
@@ -60,4 +61,5 @@ def bench(session: nox.Session) -> None:
     """
     session.install("-e", ".[all]", *BENCH_PEERS)
     session.run("python", "benchmarks/suite.py", *session.posargs)
+    session.run("python", "benchmarks/cpu.py")
     session.run("python", "benchmarks/http_bench.py")
