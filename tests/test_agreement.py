@@ -51,6 +51,20 @@ ops = st.lists(
 )
 
 
+def timeline(
+    algorithm: str, steps: list[tuple[int, int, Mode, int]], start: int
+) -> Iterator[tuple[int, int, Mode, int]]:
+    """``steps`` as (now, cost, mode, max wait), without those the algorithm does not take
+    (a refund or a reservation, but on gcra); a peek's cost is 1."""
+    reservable = ALGORITHMS[algorithm].reservable
+    now = start
+    for dt, cost, mode, max_wait in steps:
+        now += dt
+        if not reservable and (cost < 0 or mode == Mode.RESERVE):
+            continue
+        yield now, 1 if mode == Mode.PEEK else cost, mode, max_wait
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     algorithm=st.sampled_from(sorted(ALGORITHMS)),
@@ -73,13 +87,7 @@ def test_script_and_twin_agree(
     tag = uuid.uuid4().hex
     keys = tuple(f"agree:{{{tag}}}:{i}" for i in range(len(rates)))
     memory = MemoryBackend()
-    now = start
-    for dt, cost, mode, max_wait in steps:
-        now += dt
-        if not algo.reservable and (cost < 0 or mode == Mode.RESERVE):
-            continue
-        if mode == Mode.PEEK:
-            cost = 1
+    for now, cost, mode, max_wait in timeline(algorithm, steps, start):
         request = Request(keys, limits, cost, mode, max_wait, now=now)
         script = loop.run_until_complete(valkey.execute(algo, request))
         twin = loop.run_until_complete(memory.execute(algo, request))
@@ -122,13 +130,7 @@ def test_one_rate_step_agrees_with_the_driver_twin(
     memory = MemoryBackend()
     decide = memory.decider(algo, limits)
     stored: tuple[Any, ...] | None = None  # (expires at, *state), from the driver's twin
-    now = start
-    for dt, cost, mode, max_wait in steps:
-        now += dt
-        if not algo.reservable and (cost < 0 or mode == Mode.RESERVE):
-            continue
-        if mode == Mode.PEEK:
-            cost = 1
+    for now, cost, mode, max_wait in timeline(algorithm, steps, start):
         state = stored if stored is not None and stored[0] > now else None
         out, writes = algo.decide_rates([state], limits, cost, mode, max_wait, now)
         if writes is not None:
