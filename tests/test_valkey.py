@@ -264,17 +264,17 @@ async def test_answered_calls_arm_no_budget_timer(
 ) -> None:
     # The budgets' one timer wakes the event loop for a call still waiting, not once for
     # each call that was answered long before its budget ran out.
-    from glidelimit.backends._valkey import _Deadlines
+    from glidelimit.backends._valkey import _Budget
 
     fired = 0
-    expire = _Deadlines._expire
+    expire = _Budget._expire
 
-    def counted(self: _Deadlines) -> None:
+    def counted(self: _Budget, armed: float) -> None:
         nonlocal fired
         fired += 1
-        expire(self)
+        expire(self, armed)
 
-    monkeypatch.setattr(_Deadlines, "_expire", counted)
+    monkeypatch.setattr(_Budget, "_expire", counted)
     async with ValkeyBackend.from_url(own_valkey.url) as backend:
         limiter = Limiter("1000000/second", backend=backend, name=name, backend_timeout=0.05)
         calls, until = 0, time.monotonic() + 0.4  # eight budgets long
@@ -283,11 +283,31 @@ async def test_answered_calls_arm_no_budget_timer(
             calls += 1
         assert calls > 100
         assert fired <= 12  # one per budget or so, not one per call
+        assert backend._budget is not None
+        assert backend._budget._call is None  # an answered call is not kept
         cli(own_valkey.port, "CLIENT", "PAUSE", "600", "ALL")
         started = time.monotonic()
         decision = await limiter.hit("k")  # the timer still ends a waiting call on time
         assert decision.degraded
         assert 0.04 < time.monotonic() - started < 0.3
+
+
+async def test_lone_calls_with_other_budgets_end_on_their_own_deadlines(
+    own_valkey: Server, name: str
+) -> None:
+    # One backend, two limiters: the budget timer is armed for one call's deadline and must
+    # still end the next call at that call's own, earlier or later. (Both budgets are below
+    # glide's own request timeout, 250 ms.)
+    async with ValkeyBackend.from_url(own_valkey.url) as backend:
+        long = Limiter("5/second", backend=backend, name=f"{name}-l", backend_timeout=0.15)
+        short = Limiter("5/second", backend=backend, name=f"{name}-s", backend_timeout=0.03)
+        for first, then, took in ((long, short, (0.025, 0.1)), (short, long, (0.13, 0.22))):
+            cli(own_valkey.port, "CLIENT", "UNPAUSE")
+            await first.hit("warm")  # answered: the timer stays armed for its deadline
+            cli(own_valkey.port, "CLIENT", "PAUSE", "1000", "ALL")
+            started = time.monotonic()
+            assert (await then.hit("k")).degraded
+            assert took[0] < time.monotonic() - started < took[1]
 
 
 async def test_a_callers_own_cancellation_passes_a_lone_calls_budget(

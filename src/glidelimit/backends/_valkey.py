@@ -4,7 +4,6 @@ import asyncio
 import atexit
 import binascii
 import contextlib
-import heapq
 import math
 import struct
 import time
@@ -85,7 +84,7 @@ class ValkeyBackend:
         self._backoff = 0.0
         self._gathering: _Batch | None = None  # the batch that calls of this loop turn join
         self._in_flight = 0  # calls sent and not answered yet
-        self._deadlines: _Deadlines | None = None
+        self._budget: _Budget | None = None
 
     @classmethod
     def from_url(cls, url: str, **glide_options: object) -> ValkeyBackend:
@@ -114,7 +113,7 @@ class ValkeyBackend:
         backend._retry_at = backend._backoff = 0.0
         backend._gathering = None
         backend._in_flight = 0
-        backend._deadlines = None
+        backend._budget = None
         return backend
 
     async def connect(self) -> None:
@@ -268,21 +267,21 @@ class ValkeyBackend:
         if call.timeout is None:
             await _send(client, [call], self._cluster)
             return
-        deadlines = self._deadlines
-        if deadlines is None or deadlines.loop is not loop:
-            deadlines = self._deadlines = _Deadlines.of(loop)
-        if deadlines is None:  # trio, whose timers are cheap
+        budget = self._budget
+        if budget is None or budget.loop is not loop:
+            budget = self._budget = _Budget.of(loop)
+        if budget is None:  # trio, whose timers are cheap
             with anyio.move_on_after(call.timeout):
                 await _send(client, [call], self._cluster)
             return
-        deadlines.watch(call.timeout, call)
+        budget.watch(call.timeout, call)
         try:
             await _send(client, [call], self._cluster)
         except asyncio.CancelledError:
-            if not deadlines.absorb(call):
+            if not budget.absorb(call):
                 raise
         finally:
-            call.task = None  # the watch keeps the call, not the task
+            budget.forget(call)
 
     async def delete(self, keys: Sequence[str]) -> None:
         from glide import GlideError
@@ -336,7 +335,7 @@ class _Call:
         self.arg = head + request.limits.packed + token
         self.value: list[int] | None = None
         self.error: BaseException | None = None
-        self.expired = False  # its time budget ran out (a lone call's: see _Deadlines)
+        self.expired = False  # its time budget ran out (a lone call's: see _Budget)
         self.task: asyncio.Task[Any] | None = None  # a lone call's task, while it waits
 
     def fail(self, exc: BaseException | str) -> None:
@@ -356,51 +355,62 @@ class _Call:
         return self.value
 
 
-class _Deadlines:
-    """Cuts lone calls short at the end of their time budget, with one asyncio timer for all
-    of them: a timer per call (``anyio.move_on_after``) stays in the loop's heap until its
-    deadline, and costs more than the call itself. As ``asyncio.timeout`` does, it cancels
-    the waiting task, and the task takes back that one cancellation (:meth:`absorb`)."""
+class _Budget:
+    """Cuts a backend's lone call short at the end of its time budget, with one asyncio timer.
 
-    __slots__ = ("_armed", "_heap", "_seq", "loop")
+    A backend has at most one lone call in flight (:meth:`ValkeyBackend.execute` sends alone
+    only when nothing else is), so this keeps that call and its deadline and nothing else: a
+    call answered in time is forgotten at once. The timer is armed again lazily: when it
+    fires for a call answered meanwhile, it is armed for the deadline of the call now waiting,
+    so steady traffic wakes the event loop about once per budget, not once per call (a timer
+    per call, as ``anyio.move_on_after`` makes, costs more than the call itself). As
+    ``asyncio.timeout`` does, it cancels the waiting task, and the task takes back that one
+    cancellation (:meth:`absorb`)."""
+
+    __slots__ = ("_armed", "_call", "_deadline", "loop")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self._heap: list[tuple[float, int, _Call]] = []
-        self._seq = 0
-        self._armed = math.inf  # when the timer fires next
+        self._call: _Call | None = None  # the lone call waiting for its answer
+        self._deadline = math.inf  # its deadline
+        self._armed = math.inf  # when the live timer fires (an earlier deadline replaces it)
 
     @classmethod
-    def of(cls, loop: object) -> _Deadlines | None:
+    def of(cls, loop: object) -> _Budget | None:
         """One for ``loop``, or None for an event loop that has cheap timers (trio)."""
         return cls(loop) if isinstance(loop, asyncio.AbstractEventLoop) else None
 
     def watch(self, timeout: float, call: _Call) -> None:
         """Cancel the current task if ``call`` has no answer ``timeout`` seconds from now."""
         call.task = asyncio.current_task()
-        deadline = self.loop.time() + timeout
-        self._seq += 1
-        heapq.heappush(self._heap, (deadline, self._seq, call))
+        self._call = call
+        self._deadline = deadline = self.loop.time() + timeout
         if deadline < self._armed:
             self._armed = deadline
-            self.loop.call_at(deadline, self._expire)
+            self.loop.call_at(deadline, self._expire, deadline)
 
-    def _expire(self) -> None:
-        heap, now = self._heap, self.loop.time()
-        # The answered calls go too, whatever their deadline: the timer is then armed for the
-        # oldest call still waiting, not for each answered one in turn (a wakeup of the event
-        # loop per call, which slowed every lone call).
-        while heap and (heap[0][0] <= now or heap[0][2].answered):
-            _, _, call = heapq.heappop(heap)
-            # unanswered means still awaiting, inside execute()'s try: the cancellation lands
-            # there, and nowhere else
-            task = call.task
-            if task is not None and not call.answered:
-                call.expired = True
-                task.cancel()
-        self._armed = heap[0][0] if heap else math.inf
-        if heap:
-            self.loop.call_at(self._armed, self._expire)
+    def forget(self, call: _Call) -> None:
+        """``call`` is over (answered, failed or cancelled)."""
+        call.task = None
+        if self._call is call:
+            self._call = None
+
+    def _expire(self, armed: float) -> None:
+        if armed != self._armed:  # replaced by a timer for an earlier deadline
+            return
+        call = self._call
+        if call is None or call.answered:
+            self._armed = math.inf
+        elif self._deadline > self.loop.time():  # a later call than the timer was armed for
+            self._armed = self._deadline
+            self.loop.call_at(self._armed, self._expire, self._armed)
+        else:
+            # unanswered means still awaiting, inside _send_alone()'s try: the cancellation
+            # lands there, and nowhere else
+            self._call, self._armed = None, math.inf
+            call.expired = True
+            assert call.task is not None
+            call.task.cancel()
 
     @staticmethod
     def absorb(call: _Call) -> bool:
