@@ -407,21 +407,19 @@ async def measure(
 ) -> list[Case]:
     # 1000 coroutines must fit in glide's in-flight limit (default 1000), with room to spare
     inflight = max(2000, 2 * max(concurrencies))
+    # and a request timeout that 1000 coroutines on one connection stay within
+    glide_options = {"inflight_requests_limit": inflight, "request_timeout": 5000}
     client = await GlideClient.create(
-        GlideClientConfiguration([NodeAddress(HOST, valkey.port)], inflight_requests_limit=inflight)
+        GlideClientConfiguration([NodeAddress(HOST, valkey.port)], **glide_options)
     )
     cluster_client = await GlideClusterClient.create(
-        GlideClusterClientConfiguration(
-            [NodeAddress(HOST, nodes[0].port)], inflight_requests_limit=inflight
-        )
+        GlideClusterClientConfiguration([NodeAddress(HOST, nodes[0].port)], **glide_options)
     )
     # loaded up front, as glidelimit loads its own: no call goes through NOSCRIPT
     await client.custom_command(["SCRIPT", "LOAD", BARE_LUA])
     await cluster_client.custom_command(["SCRIPT", "LOAD", BARE_LUA], AllPrimaries())
-    on_valkey = ValkeyBackend.from_url(valkey.url, inflight_requests_limit=inflight)
-    on_cluster = ValkeyBackend.from_url(
-        f"{nodes[0].url}?cluster=true", inflight_requests_limit=inflight
-    )
+    on_valkey = ValkeyBackend.from_url(valkey.url, **glide_options)
+    on_cluster = ValkeyBackend.from_url(f"{nodes[0].url}?cluster=true", **glide_options)
     in_memory = MemoryBackend()
     valkey_peers, to_close = await peers_on_valkey(valkey.port)
     memory_peers = peers_in_memory()
