@@ -24,6 +24,9 @@ async def main(url, name, process, processes, per_process, start):
         await backend.connect()
         limiter = Limiter("20/second", backend=backend, name=name, on_backend_error="raise")
         start, process, processes = float(start), int(process), int(processes)
+        # one acquire on a key of its own first: a process's first call pays one-time costs
+        # (imports on first use), which would make its first arrival late
+        await limiter.acquire(f"warm-up-{process}")
 
         async def waiter(j):
             # arrivals interleave across processes, 5 ms apart: a known global order
@@ -98,8 +101,8 @@ def test_fleet_fair_acquire(request: pytest.FixtureRequest, deployment: str, nam
     # so never more than 20 in any one-second span after the burst
     after = times[20:]
     assert all(sum(1 for u in after[i:] if u < t + 1.0) <= 20 for i, t in enumerate(after))
-    # about one script call per admitted acquire: no polling
-    assert evalsha_calls(servers) - calls_before <= processes * per_process + 2
+    # about one script call per admitted acquire (and each process's warm-up): no polling
+    assert evalsha_calls(servers) - calls_before <= processes * (per_process + 1) + 2
 
 
 async def test_acquire_with_token_cost(backend: Backend, name: str) -> None:
