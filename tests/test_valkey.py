@@ -137,6 +137,23 @@ async def test_wraps_an_existing_client(valkey: Server, name: str) -> None:
         assert not (await limiter.hit("k")).allowed
 
 
+async def test_connect_makes_every_script_ready(
+    valkey_url: str, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # glide's Script takes milliseconds to make (cffi): connect() makes them, so that the
+    # first decisions after startup do not pay for it
+    from glidelimit.algorithms import SCRIPTS
+    from glidelimit.backends import _valkey
+
+    monkeypatch.setattr(_valkey, "_scripts", {})
+    async with ValkeyBackend.from_url(valkey_url) as backend:
+        await backend.connect()
+        assert set(_valkey._scripts) == {algorithm.name for algorithm in SCRIPTS}
+        ready = dict(_valkey._scripts)
+        assert (await Limiter("1/hour", backend=backend, name=name).hit("k")).allowed
+        assert _valkey._scripts == ready  # the decision used them, made none
+
+
 def test_a_new_event_loop_gets_a_new_client(valkey_url: str, name: str) -> None:
     backend = ValkeyBackend.from_url(valkey_url)
     limiter = Limiter("3/hour", backend=backend, name=name, on_backend_error="raise")

@@ -117,12 +117,16 @@ class ValkeyBackend:
         return backend
 
     async def connect(self) -> None:
-        """Connect now, to fail fast at startup.
+        """Connect now, to fail fast at startup, and make ready what the first decisions need.
 
         Raises:
             BackendError: If the server cannot be reached.
         """
+        from ..algorithms import SCRIPTS
+
         await self._get_client()
+        for algorithm in SCRIPTS:  # glide's Script costs milliseconds to make, once
+            _script(algorithm)
 
     async def _get_client(self, timeout: float | None = None) -> Client:
         if self._config is None:
