@@ -431,6 +431,9 @@ async def measure(
             backend=backend,
             name=f"bench-{algorithm}",
             on_backend_error="raise",  # a failing backend must show, not decide fast
+            # the glide clients' request timeout: with the default budget (0.2 s), the slowest
+            # calls at 1000 coroutines failed, and left the latencies without them
+            backend_timeout=5.0,
         )
         return glidelimit_call(limiter)
 
