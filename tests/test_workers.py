@@ -25,7 +25,7 @@ async def main(url, name, process, processes, per_process, start):
         limiter = Limiter("20/second", backend=backend, name=name, on_backend_error="raise")
         start, process, processes = float(start), int(process), int(processes)
         # one acquire on a key of its own first: a process's first call pays one-time costs
-        # (imports on first use), which would make its first arrival late
+        # (glide sets up its FFI on first use), which could make its first arrival late
         await limiter.acquire(f"warm-up-{process}")
 
         async def waiter(j):
