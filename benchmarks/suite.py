@@ -433,7 +433,7 @@ async def measure(
             on_backend_error="raise",  # a failing backend must show, not decide fast
             # the glide clients' request timeout: with the default budget (0.2 s), the slowest
             # calls at 1000 coroutines failed, and left the latencies without them
-            backend_timeout=5.0,
+            backend_timeout=glide_options["request_timeout"] / 1000,
         )
         return glidelimit_call(limiter)
 
