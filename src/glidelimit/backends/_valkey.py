@@ -462,16 +462,20 @@ async def _send(client: Client, calls: list[_Call], cluster: bool) -> None:
     failover); a Batch has no such fallback, so its script calls that found the cache flushed
     go again one by one through ``invoke_script``.
     """
-    again = _groups(calls, cluster)
+    # alone (every call at low load): its own keys and argument, no groups to form
+    again = [calls] if len(calls) == 1 else _groups(calls, cluster)
     try:
         if len(again) > 1:
             again = await _pipeline(client, again, cluster)
         for group in again:
+            if len(group) == 1:
+                keys, arg = list(group[0].keys), group[0].arg
+            else:
+                keys = [key for call in group for key in call.keys]
+                arg = b"".join([call.arg for call in group])
             try:
                 value = await client.invoke_script(
-                    _script(group[0].algorithm),
-                    keys=[key for call in group for key in call.keys],
-                    args=[b"".join([call.arg for call in group])],
+                    _script(group[0].algorithm), keys=keys, args=[arg]
                 )
             except Exception as exc:
                 _fail(group, exc)
@@ -479,7 +483,7 @@ async def _send(client: Client, calls: list[_Call], cluster: bool) -> None:
                 _deliver(group, value)
     finally:
         for call in calls:
-            if not call.answered:  # a budget (or a cancel) cut it short
+            if call.value is None and call.error is None:  # a budget (or a cancel) cut it short
                 call.fail(
                     TimeoutError("no answer within the time budget (it may still have counted)")
                 )
@@ -487,8 +491,6 @@ async def _send(client: Client, calls: list[_Call], cluster: bool) -> None:
 
 def _groups(calls: list[_Call], cluster: bool) -> list[list[_Call]]:
     """``calls`` by algorithm (and hash slot, on a cluster), in order: one script call each."""
-    if len(calls) == 1:
-        return [calls]
     groups: dict[object, list[_Call]] = {}
     for call in calls:
         where = (call.algorithm, _slot(call.keys[0])) if cluster else call.algorithm
