@@ -2,7 +2,9 @@
 
     python benchmarks/http_app.py VARIANT --port 8000 [--url valkey://127.0.0.1:6379]
 
-VARIANT: none, glidelimit-memory, glidelimit-valkey (glidelimit's RateLimit dependency),
+VARIANT: none, noop-dependency (a dependency that does nothing: FastAPI's own cost of one),
+glide-get-middleware (a middleware awaiting one GET through glide: the cost of a round trip),
+glidelimit-memory, glidelimit-valkey (glidelimit's RateLimit dependency),
 glidelimit-memory-middleware, glidelimit-valkey-middleware (its RateLimitMiddleware instead),
 slowapi (its in-memory storage), fastapi-limiter (pyrate-limiter's Redis bucket, on the same
 Valkey). Each limit is far above the load, so every request is allowed and what is measured
@@ -18,7 +20,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import uvicorn
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Request, Response
 
 # this checkout's glidelimit, even where the one installed is another checkout's
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
@@ -29,6 +31,50 @@ LIMIT = "1000000000/hour"
 def create_app(variant: str, url: str) -> FastAPI:
     if variant == "none":
         app = FastAPI()
+
+        @app.get("/ping")
+        async def ping() -> dict[str, str]:
+            return {"pong": "ok"}
+
+        return app
+
+    if variant == "noop-dependency":
+        # not a limiter: what FastAPI spends on a dependency of a route's, with the Request and
+        # Response parameters that RateLimit takes; every dependency-based limiter pays it
+        app = FastAPI()
+
+        async def noop(request: Request, response: Response) -> None:
+            return None
+
+        @app.get("/ping", dependencies=[Depends(noop)])
+        async def ping() -> dict[str, str]:
+            return {"pong": "ok"}
+
+        return app
+
+    if variant == "glide-get-middleware":
+        # not a limiter: a pure ASGI middleware that awaits one GET through glide per request,
+        # the least that a limiter waiting on a Valkey round trip per request can do
+        from glide import GlideClient, GlideClientConfiguration, NodeAddress
+        from starlette.types import ASGIApp, Receive, Scope, Send
+
+        clients: list[GlideClient] = []
+
+        class GetFirst:
+            def __init__(self, app: ASGIApp) -> None:
+                self.app = app
+
+            async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+                if scope["type"] == "http":
+                    if not clients:
+                        host, port = url.removeprefix("valkey://").split(":")
+                        config = GlideClientConfiguration([NodeAddress(host, int(port))])
+                        clients.append(await GlideClient.create(config))
+                    await clients[0].get("bench:get")
+                await self.app(scope, receive, send)
+
+        app = FastAPI()
+        app.add_middleware(GetFirst)
 
         @app.get("/ping")
         async def ping() -> dict[str, str]:
@@ -93,8 +139,6 @@ def create_app(variant: str, url: str) -> FastAPI:
         app = FastAPI(lifespan=lifespan)
 
         async def limit(request: Request) -> None:
-            from starlette.responses import Response
-
             await holder["limiter"](request, Response())
 
         @app.get("/ping", dependencies=[Depends(limit)])
