@@ -360,15 +360,13 @@ def targets(cases: list[Case]) -> str:
             return
         if higher:
             value, sign = (a.rate / b.rate if b.rate else 0.0), ">="
-            met = value >= (target or 0)
         else:
             value, sign = a.percentile(0.5) / b.percentile(0.5), "<="
-            met = value <= (target or 0)
         if target is None:  # a reference, not a target
             rows.append(f"| {what} | {value:.2f}x | | |")
-        else:
-            verdict = "met" if met else "NOT met"
-            rows.append(f"| {what} | {value:.2f}x | {sign} {target}x | {verdict} |")
+            return
+        met = value >= target if higher else value <= target
+        rows.append(f"| {what} | {value:.2f}x | {sign} {target}x | {'met' if met else 'NOT met'} |")
 
     add("glidelimit gcra on Valkey / bare glide, decisions/s", ours_valkey, bare, 2.5, True)
     add("glidelimit gcra on Valkey / limits, decisions/s", ours_valkey, limits, 5, True)

@@ -462,13 +462,12 @@ async def _send(client: Client, calls: list[_Call], cluster: bool) -> None:
     failover); a Batch has no such fallback, so its script calls that found the cache flushed
     go again one by one through ``invoke_script``.
     """
-    # alone (every call at low load): its own keys and argument, no groups to form
-    again = [calls] if len(calls) == 1 else _groups(calls, cluster)
+    again = _groups(calls, cluster)
     try:
         if len(again) > 1:
             again = await _pipeline(client, again, cluster)
         for group in again:
-            if len(group) == 1:
+            if len(group) == 1:  # every call at low load: its own keys and argument as they are
                 keys, arg = list(group[0].keys), group[0].arg
             else:
                 keys = [key for call in group for key in call.keys]
@@ -483,7 +482,7 @@ async def _send(client: Client, calls: list[_Call], cluster: bool) -> None:
                 _deliver(group, value)
     finally:
         for call in calls:
-            if call.value is None and call.error is None:  # a budget (or a cancel) cut it short
+            if not call.answered:  # a budget (or a cancel) cut it short
                 call.fail(
                     TimeoutError("no answer within the time budget (it may still have counted)")
                 )
@@ -491,6 +490,8 @@ async def _send(client: Client, calls: list[_Call], cluster: bool) -> None:
 
 def _groups(calls: list[_Call], cluster: bool) -> list[list[_Call]]:
     """``calls`` by algorithm (and hash slot, on a cluster), in order: one script call each."""
+    if len(calls) == 1:
+        return [calls]
     groups: dict[object, list[_Call]] = {}
     for call in calls:
         where = (call.algorithm, _slot(call.keys[0])) if cluster else call.algorithm
