@@ -3,7 +3,8 @@
     python benchmarks/http_app.py VARIANT --port 8000 [--url valkey://127.0.0.1:6379]
 
 VARIANT: none, noop-dependency (a dependency that does nothing: FastAPI's own cost of one),
-glide-get-middleware (a middleware awaiting one GET through glide: the cost of a round trip),
+floor-middleware and floor-dependency (a middleware, or a dependency, that awaits one GET
+through glide and adds two RateLimit headers: the least a limiter of that form on Valkey does),
 glidelimit-memory, glidelimit-valkey (glidelimit's RateLimit dependency),
 glidelimit-memory-middleware, glidelimit-valkey-middleware (its RateLimitMiddleware instead),
 slowapi (its in-memory storage), fastapi-limiter (pyrate-limiter's Redis bucket, on the same
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -52,31 +53,53 @@ def create_app(variant: str, url: str) -> FastAPI:
 
         return app
 
-    if variant == "glide-get-middleware":
-        # not a limiter: a pure ASGI middleware that awaits one GET through glide per request,
-        # the least that a limiter waiting on a Valkey round trip per request can do
+    if variant in ("floor-middleware", "floor-dependency"):
+        # not limiters: only what every limiter of that form on Valkey does per request, await
+        # one round trip (a GET through glide) and add a RateLimit-Policy and a RateLimit header
         from glide import GlideClient, GlideClientConfiguration, NodeAddress
-        from starlette.types import ASGIApp, Receive, Scope, Send
+        from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
         clients: list[GlideClient] = []
+        policy = (b"ratelimit-policy", b'"bench";q=1000000000;w=3600')
+        served = [0]
 
-        class GetFirst:
+        async def round_trip() -> list[tuple[bytes, bytes]]:
+            if not clients:
+                host, port = url.removeprefix("valkey://").split(":")
+                config = GlideClientConfiguration([NodeAddress(host, int(port))])
+                clients.append(await GlideClient.create(config))
+            await clients[0].get("bench:get")
+            served[0] += 1
+            return [policy, (b"ratelimit", b'"bench";r=%d;t=3600' % served[0])]
+
+        class Floor:
             def __init__(self, app: ASGIApp) -> None:
                 self.app = app
 
             async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-                if scope["type"] == "http":
-                    if not clients:
-                        host, port = url.removeprefix("valkey://").split(":")
-                        config = GlideClientConfiguration([NodeAddress(host, int(port))])
-                        clients.append(await GlideClient.create(config))
-                    await clients[0].get("bench:get")
-                await self.app(scope, receive, send)
+                if scope["type"] != "http":
+                    await self.app(scope, receive, send)
+                    return
+                extra = await round_trip()
+
+                def add_headers(message: Message) -> Awaitable[None]:
+                    if message["type"] == "http.response.start":
+                        message = {**message, "headers": [*message.get("headers", ()), *extra]}
+                    return send(message)
+
+                await self.app(scope, receive, add_headers)
+
+        async def floor(request: Request, response: Response) -> None:
+            response.headers.raw.extend(await round_trip())
 
         app = FastAPI()
-        app.add_middleware(GetFirst)
+        dependencies = []
+        if variant == "floor-middleware":
+            app.add_middleware(Floor)
+        else:
+            dependencies = [Depends(floor)]
 
-        @app.get("/ping")
+        @app.get("/ping", dependencies=dependencies)
         async def ping() -> dict[str, str]:
             return {"pong": "ok"}
 

@@ -2,7 +2,7 @@
 generator (wrk), in one run; ratios against the unlimited endpoint of the same run.
 
     nox -s bench                  # runs this after suite.py
-    python benchmarks/http_bench.py --seconds 5 --repeats 3
+    python benchmarks/http_bench.py --seconds 1 --rounds 12
     python benchmarks/http_bench.py --variants none,glidelimit-memory
 
 Needs wrk (Debian: apt-get install wrk). Starts its own valkey-server on loopback.
@@ -25,7 +25,10 @@ from _servers import free_port, standalone, wait_for_http  # noqa: E402
 VARIANTS = [
     "none",
     "noop-dependency",  # FastAPI's own cost of a dependency: the floor under every dependency
-    "glide-get-middleware",  # one GET through glide per request: the floor of a round trip
+    # one GET through glide and two RateLimit headers per request: the least that a limiter
+    # of each form on Valkey does
+    "floor-dependency",
+    "floor-middleware",
     "glidelimit-memory",
     "glidelimit-valkey",
     "glidelimit-memory-middleware",
@@ -59,25 +62,39 @@ def start(variant: str, url: str) -> tuple[subprocess.Popen[bytes], int]:
 
 
 def measure(
-    variants: list[str], url: str, seconds: float, repeats: int, connections: int
-) -> dict[str, float]:
-    """Every variant's median requests/s. Their servers all run from the start, and each
-    repeat measures each in turn: load from elsewhere on the machine, which comes and goes,
-    falls on every variant alike instead of on whichever ran at the time."""
+    variants: list[str], url: str, seconds: float, rounds: int, connections: int
+) -> dict[str, tuple[list[float], list[float]]]:
+    """Every variant's requests/s and ratios to the baseline (``variants[0]``), a pair per
+    round. Their servers all run from the start. A round runs the baseline before and after
+    every other variant (base, a, base, b, ..., base), and a variant's ratio is its rate over
+    the mean of the two baseline runs around it: on this machine the speed of every process
+    moves by 10-40% within seconds, and runs a second apart are what it moves least."""
     servers: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
     try:
         for variant in variants:
             servers[variant] = start(variant, url)
         for _, port in servers.values():
             wrk(port, 1, connections)  # warm up
-        runs: dict[str, list[float]] = {variant: [] for variant in variants}
-        for _ in range(repeats):
-            for variant, (_, port) in servers.items():
-                rate, bad = wrk(port, seconds, connections)
-                if bad:
-                    raise RuntimeError(f"{variant}: {bad} responses were not 2xx: limits too low?")
-                runs[variant].append(rate)
-        return {variant: statistics.median(rates) for variant, rates in runs.items()}
+
+        def run(variant: str) -> float:
+            rate, bad = wrk(servers[variant][1], seconds, connections)
+            if bad:
+                raise RuntimeError(f"{variant}: {bad} responses were not 2xx: limits too low?")
+            return rate
+
+        base, others = variants[0], variants[1:]
+        results: dict[str, tuple[list[float], list[float]]] = {v: ([], []) for v in variants}
+        for _ in range(rounds):
+            before = run(base)
+            results[base][0].append(before)
+            for variant in others:
+                rate = run(variant)
+                after = run(base)
+                results[base][0].append(after)
+                results[variant][0].append(rate)
+                results[variant][1].append(rate / ((before + after) / 2))
+                before = after
+        return results
     finally:
         for server, _ in servers.values():
             server.terminate()
@@ -85,10 +102,18 @@ def measure(
             server.wait(10)
 
 
+def quartiles(values: list[float]) -> tuple[float, float, float]:
+    """The lower quartile, the median and the upper quartile."""
+    if len(values) < 2:
+        return values[0], values[0], values[0]
+    low, mid, high = statistics.quantiles(values, n=4)
+    return low, mid, high
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=int, default=5)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=1, help="of each run of wrk")
+    parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument(
         "--variants", default=",".join(VARIANTS),
@@ -102,18 +127,27 @@ def main() -> None:
         sys.exit("benchmarks/http_bench.py needs wrk on PATH (Debian: apt-get install wrk)")
     valkey = standalone()
     try:
-        results = measure(variants, valkey.url, args.seconds, args.repeats, args.connections)
+        results = measure(variants, valkey.url, args.seconds, args.rounds, args.connections)
     finally:
         valkey.kill()
-    base = results[variants[0]]
     print(
-        f"\nGET /ping, wrk -t1 -c{args.connections}, {args.seconds}s x {args.repeats} "
-        "(median; the variants take turns), uvicorn, one process each\n"
+        f"\nGET /ping, wrk -t1 -c{args.connections}, uvicorn, one process each; {args.rounds} "
+        f"rounds, each running the baseline before and after every variant, {args.seconds} s a "
+        "run; a variant's ratio in a round is its rate over the mean of the two baseline runs "
+        "around it\n"
     )
     label = "unlimited" if variants[0] == "none" else variants[0]
-    print(f"| limiter | requests/s | x {label} |\n|---|---:|---:|")
-    for variant, rate in results.items():
-        print(f"| {variant} | {rate:,.0f} | {rate / base:.2f} |")
+    print(
+        f"| limiter | requests/s (median) | x {label} (median of rounds) | middle half of "
+        "rounds |\n|---|---:|---:|---:|"
+    )
+    for variant, (rates, ratios) in results.items():
+        rate = statistics.median(rates)
+        if not ratios:
+            print(f"| {variant} | {rate:,.0f} | 1 | |")
+            continue
+        low, mid, high = quartiles(ratios)
+        print(f"| {variant} | {rate:,.0f} | {mid:.2f} | {low:.2f}-{high:.2f} |")
 
 
 if __name__ == "__main__":
