@@ -3,8 +3,10 @@
     python benchmarks/http_app.py VARIANT --port 8000 [--url valkey://127.0.0.1:6379]
 
 VARIANT: none, noop-dependency (a dependency that does nothing: FastAPI's own cost of one),
-floor-middleware and floor-dependency (a middleware, or a dependency, that awaits one GET
-through glide and adds two RateLimit headers: the least a limiter of that form on Valkey does),
+one-get-dependency and one-get-middleware (a dependency, or a middleware, that awaits one GET
+through glide and adds two RateLimit headers: a limiter that makes one plain round trip per
+request and costs nothing more), wait-middleware (the same, awaiting a future that the event
+loop sets instead of a GET: the floor of any limiter that waits for an answer),
 glidelimit-memory, glidelimit-valkey (glidelimit's RateLimit dependency),
 glidelimit-memory-middleware, glidelimit-valkey-middleware (its RateLimitMiddleware instead),
 slowapi (its in-memory storage), fastapi-limiter (pyrate-limiter's Redis bucket, on the same
@@ -27,6 +29,7 @@ from fastapi import Depends, FastAPI, Request, Response
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 LIMIT = "1000000000/hour"
+REFERENCES = ("one-get-dependency", "one-get-middleware", "wait-middleware")
 
 
 def create_app(variant: str, url: str) -> FastAPI:
@@ -53,9 +56,11 @@ def create_app(variant: str, url: str) -> FastAPI:
 
         return app
 
-    if variant in ("floor-middleware", "floor-dependency"):
-        # not limiters: only what every limiter of that form on Valkey does per request, await
-        # one round trip (a GET through glide) and add a RateLimit-Policy and a RateLimit header
+    if variant in REFERENCES:
+        # not limiters: a middleware or a dependency that waits for one answer per request and
+        # adds a RateLimit-Policy and a RateLimit header, and does nothing else
+        import asyncio
+
         from glide import GlideClient, GlideClientConfiguration, NodeAddress
         from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -63,16 +68,18 @@ def create_app(variant: str, url: str) -> FastAPI:
         policy = (b"ratelimit-policy", b'"bench";q=1000000000;w=3600')
         served = [0]
 
-        async def round_trip() -> list[tuple[bytes, bytes]]:
-            if not clients:
-                host, port = url.removeprefix("valkey://").split(":")
-                config = GlideClientConfiguration([NodeAddress(host, int(port))])
-                clients.append(await GlideClient.create(config))
-            await clients[0].get("bench:get")
+        async def answer() -> list[tuple[bytes, bytes]]:
+            if variant.startswith("one-get"):  # one GET through glide: a Valkey round trip
+                await clients[0].get("bench:get")
+            else:  # a future that the event loop sets: waiting, and no I/O
+                loop = asyncio.get_running_loop()
+                future = loop.create_future()
+                loop.call_soon(future.set_result, None)
+                await future
             served[0] += 1
             return [policy, (b"ratelimit", b'"bench";r=%d;t=3600' % served[0])]
 
-        class Floor:
+        class Reference:
             def __init__(self, app: ASGIApp) -> None:
                 self.app = app
 
@@ -80,7 +87,7 @@ def create_app(variant: str, url: str) -> FastAPI:
                 if scope["type"] != "http":
                     await self.app(scope, receive, send)
                     return
-                extra = await round_trip()
+                extra = await answer()
 
                 def add_headers(message: Message) -> Awaitable[None]:
                     if message["type"] == "http.response.start":
@@ -89,15 +96,23 @@ def create_app(variant: str, url: str) -> FastAPI:
 
                 await self.app(scope, receive, add_headers)
 
-        async def floor(request: Request, response: Response) -> None:
-            response.headers.raw.extend(await round_trip())
+        async def reference(request: Request, response: Response) -> None:
+            response.headers.raw.extend(await answer())
 
-        app = FastAPI()
+        @asynccontextmanager
+        async def connect(app: FastAPI) -> AsyncIterator[None]:
+            host, port = url.removeprefix("valkey://").split(":")
+            config = GlideClientConfiguration([NodeAddress(host, int(port))])
+            clients.append(await GlideClient.create(config))
+            yield
+            await clients[0].close()
+
+        app = FastAPI(lifespan=connect)
         dependencies = []
-        if variant == "floor-middleware":
-            app.add_middleware(Floor)
+        if variant.endswith("-middleware"):
+            app.add_middleware(Reference)
         else:
-            dependencies = [Depends(floor)]
+            dependencies = [Depends(reference)]
 
         @app.get("/ping", dependencies=dependencies)
         async def ping() -> dict[str, str]:
