@@ -40,7 +40,7 @@ def create_app(url: str | None = None) -> FastAPI:
 
     @app.get("/search")
     async def run_search(q: str, decision: Decision | None = Depends(search)) -> dict[str, object]:
-        left = decision.remaining if decision else None
+        left = decision.remaining if decision is not None else None
         return {"query": q, "results": [], "searches_left": left}
 
     return app

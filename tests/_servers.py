@@ -62,7 +62,7 @@ def wait_for_http(url: str, proc: subprocess.Popen[Any], timeout: float = 20) ->
             time.sleep(0.1)
 
 
-def cli(port: int, *args: str, check: bool = True) -> str:
+def cli(port: int, *args: str | bytes, check: bool = True) -> str:
     done = subprocess.run(
         [require("valkey-cli"), "-h", HOST, "-p", str(port), *args],
         capture_output=True,
@@ -71,7 +71,8 @@ def cli(port: int, *args: str, check: bool = True) -> str:
         check=False,
     )
     if check and done.returncode != 0:
-        raise RuntimeError(f"valkey-cli {' '.join(args)} failed: {done.stdout}{done.stderr}")
+        shown = " ".join(a if isinstance(a, str) else a.decode(errors="replace") for a in args)
+        raise RuntimeError(f"valkey-cli {shown} failed: {done.stdout}{done.stderr}")
     return done.stdout
 
 

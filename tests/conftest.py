@@ -97,3 +97,12 @@ async def http_backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]
     async with ValkeyBackend.from_url(request.getfixturevalue("valkey_url")) as backend:
         await backend.connect()
         yield backend
+
+
+@pytest.fixture(params=["valkey", "cluster"])
+async def deployment_backend(request: pytest.FixtureRequest) -> AsyncIterator[ValkeyBackend]:
+    """A connected ValkeyBackend on a standalone server, then on a cluster."""
+    url = request.getfixturevalue("valkey_url" if request.param == "valkey" else "cluster_url")
+    async with ValkeyBackend.from_url(url) as backend:
+        await backend.connect()
+        yield backend

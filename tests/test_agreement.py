@@ -1,24 +1,25 @@
 """Each algorithm's Lua script and its Python twin give exactly the same results.
 
 Hypothesis generates sequences of (time step, cost, mode) and rates; the script runs on a real
-valkey-server with an explicit "now", the twin on a MemoryBackend with the same "now".
+valkey-server with an explicit "now", the twin on a MemoryBackend with the same "now": both
+backends read one manual clock.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from glidelimit import MemoryBackend, Rate, ValkeyBackend
-from glidelimit.algorithms import ALGORITHMS, Limits, Mode, Request
+from glidelimit.algorithms import ALGORITHMS, Algorithm, Limits, Mode
+from glidelimit.testing import ManualClock
 
-Runner = tuple[asyncio.AbstractEventLoop, ValkeyBackend]
+Runner = tuple[asyncio.AbstractEventLoop, ValkeyBackend, ManualClock]
 
 
 @pytest.fixture(scope="module")
@@ -26,10 +27,31 @@ def runner(valkey_url: str) -> Iterator[Runner]:
     # hypothesis drives a plain function, so the loop (and the client tied to it) is ours
     loop = asyncio.new_event_loop()
     backend = ValkeyBackend.from_url(valkey_url)
+    clock = ManualClock()
+    backend._clock = clock  # the script decides at the clock's time, not the server's
     loop.run_until_complete(backend.connect())
-    yield loop, backend
+    yield loop, backend, clock
     loop.run_until_complete(backend.aclose())
     loop.close()
+
+
+def both(
+    runner: Runner, memory: MemoryBackend, algo: Algorithm, limits: Limits
+) -> Callable[..., tuple[list[int], list[int]]]:
+    """A function that decides on the script and on the twin at one instant."""
+    loop, valkey, clock = runner
+    on_valkey, on_memory = valkey.executor(algo, limits), memory.executor(algo, limits)
+
+    def decide(
+        keys: tuple[bytes, ...], now: int, cost: int, mode: int, max_wait: int = -1
+    ) -> tuple[list[int], list[int]]:
+        clock.now = now / 1000
+        script = loop.run_until_complete(on_valkey(keys, cost, mode, max_wait, b""))  # type: ignore[arg-type]
+        twin = on_memory(keys, cost, mode, max_wait, b"")
+        assert isinstance(twin, list)
+        return script, twin
+
+    return decide
 
 
 periods = st.sampled_from([1, 3, 10, 250, 1000, 2000, 60_000])
@@ -79,65 +101,57 @@ def test_script_and_twin_agree(
     steps: list[tuple[int, int, Mode, int]],
     start: int,
 ) -> None:
-    loop, valkey = runner
     algo = ALGORITHMS[algorithm]
     rates = tuple(Rate(limit, period / 1000) for limit, period, _ in specs)
     caps = tuple(cap if algo.reservable else limit for limit, _, cap in specs)
     limits = Limits.of(rates, caps)
     tag = uuid.uuid4().hex
-    keys = tuple(f"agree:{{{tag}}}:{i}" for i in range(len(rates)))
-    memory = MemoryBackend()
+    keys = tuple(f"agree:{{{tag}}}:{i}".encode() for i in range(len(rates)))
+    memory = MemoryBackend(clock=runner[2])
+    decide = both(runner, memory, algo, limits)
     for now, cost, mode, max_wait in timeline(algorithm, steps, start):
-        request = Request(keys, limits, cost, mode, max_wait, now=now)
-        script = loop.run_until_complete(valkey.execute(algo, request))
-        twin = loop.run_until_complete(memory.execute(algo, request))
+        script, twin = decide(keys, now, cost, mode, max_wait)
         assert script == twin, (algorithm, now - start, cost, mode)
 
 
 def test_sliding_log_survives_a_clock_stepping_back(runner: Runner) -> None:
     """Units stamped at one instant stay distinct members even when the server's clock steps
     back to an instant that already has some, after older ones were removed."""
-    loop, valkey = runner
     algo = ALGORITHMS["sliding_log"]
     limits = Limits.of((Rate(10, 1.5),), (10,))
-    keys = (f"agree:{{{uuid.uuid4().hex}}}:log",)
-    memory = MemoryBackend()
+    keys = (f"agree:{{{uuid.uuid4().hex}}}:log".encode(),)
+    decide = both(runner, MemoryBackend(clock=runner[2]), algo, limits)
     base = 1_700_000_000_000
     # at 1600 the two units of 0 die; then the clock is back at 1000, which has a unit already
     for offset, cost, mode in [(0, 2, Mode.HIT), (1000, 1, Mode.HIT), (1600, 1, Mode.HIT),
                                (1000, 1, Mode.HIT), (1000, 1, Mode.PEEK)]:  # fmt: skip
-        request = Request(keys, limits, cost, mode, now=base + offset)
-        script = loop.run_until_complete(valkey.execute(algo, request))
-        assert script == loop.run_until_complete(memory.execute(algo, request))
+        script, twin = decide(keys, base + offset, cost, mode)
+        assert script == twin
     assert script[2] == 10 - 4  # three live units (1000, 1600, 1000 again), and the peek's
 
 
-@settings(max_examples=500, deadline=None)
-@given(
-    algorithm=st.sampled_from(sorted(ALGORITHMS)),
-    spec=st.tuples(st.integers(1, 12), periods, st.integers(1, 15)),
-    steps=ops,
-    start=st.integers(1_600_000_000_000, 1_900_000_000_000),
-)
-def test_one_rate_step_agrees_with_the_driver_twin(
-    algorithm: str, spec: tuple[int, int, int], steps: list[tuple[int, int, Mode, int]], start: int
-) -> None:
-    """A MemoryBackend decides one rate in one frame (MemoryBackend.decider), not with the
-    driver's twin (decide_rates): both give the same results and store the same state."""
-    algo = ALGORITHMS[algorithm]
-    limit, period, cap = spec
-    limits = Limits.of((Rate(limit, period / 1000),), (cap if algo.reservable else limit,))
-    memory = MemoryBackend()
-    decide = memory.decider(algo, limits)
-    stored: tuple[Any, ...] | None = None  # (expires at, *state), from the driver's twin
-    for now, cost, mode, max_wait in timeline(algorithm, steps, start):
-        state = stored if stored is not None and stored[0] > now else None
-        out, writes = algo.decide_rates([state], limits, cost, mode, max_wait, now)
-        if writes is not None:
-            new, ttl = writes[0]
-            stored = (now + ttl, *new) if ttl > 0 else None
-        assert decide(("k",), cost, mode, max_wait, now) == out, (algorithm, now - start, cost)
-        held = memory._store.data.get("k")
-        assert (held is not None and held[0] > now) == (stored is not None and stored[0] > now)
-        if held is not None and stored is not None and stored[0] > now:
-            assert held == stored
+def test_sliding_log_does_bounded_work_whatever_the_cost(runner: Runner) -> None:
+    """One entry per hit, whatever its cost: a hit of cost 8,000,000 is as quick as one of 1,
+    holds one member, and a denied hit finds its retry without walking the log."""
+    loop, valkey, _ = runner
+    algo = ALGORITHMS["sliding_log"]
+    limits = Limits.of((Rate(8_000_000, 3600),), (8_000_000,))
+    keys = (f"agree:{{{uuid.uuid4().hex}}}:big".encode(),)
+    decide = both(runner, MemoryBackend(clock=runner[2]), algo, limits)
+    base = 1_700_000_000_000
+    for i in range(200):
+        script, twin = decide(keys, base + i, 1, Mode.HIT)
+        assert script == twin
+    script, twin = decide(keys, base + 500, 7_999_800, Mode.HIT)
+    assert script == twin
+    assert script[0] == 1
+    script, twin = decide(keys, base + 600, 1, Mode.HIT)  # denied: its retry is the first hit's
+    assert script == twin
+    assert (script[0], script[4]) == (0, 3_600_000 - 600)
+    members = loop.run_until_complete(valkey_zcard(valkey, keys[0]))
+    assert members == 201
+
+
+async def valkey_zcard(backend: ValkeyBackend, key: bytes) -> int:
+    channel = await backend._channel()
+    return int(await channel.client.zcard(key))

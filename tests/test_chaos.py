@@ -88,10 +88,14 @@ class Traffic:
             f"{len(slow)} of {len(durations)} calls over budget: max {max(slow):.3f}s; "
             f"the event loop was up to {self.loop_lag:.3f}s late meanwhile (a loaded machine?)"
         )
-        resumed = [end for start, end, _, d in self.calls if start >= back and d and not d.degraded]
+        resumed = [
+            end
+            for start, end, _, d in self.calls
+            if start >= back and d is not None and not d.degraded
+        ]
         assert resumed, "no decision was made by the server after it was back"
         recovery = min(resumed) - back
-        degraded = sum(1 for *_, d in self.calls if d and d.degraded)
+        degraded = sum(1 for *_, d in self.calls if d is not None and d.degraded)
         print(
             f"\n{len(self.calls)} calls, {degraded} degraded, max {max(durations) * 1000:.0f} ms "
             f"(loop lag {self.loop_lag * 1000:.0f} ms); "
@@ -125,7 +129,7 @@ async def chaos(limiter: Limiter, keys: list[str], act: Callable[[Traffic], floa
 
 
 async def assert_exact(
-    backend: ValkeyBackend, name: str, key: str, count: Callable[[str], int]
+    backend: ValkeyBackend, name: str, key: str, count: Callable[[bytes], int]
 ) -> None:
     """A fixed window of 50 and 200 concurrent hits: exactly 50 counted, never more admitted."""
     limiter = Limiter("50/hour", backend=backend, name=name + "x", algorithm="fixed_window")
@@ -144,7 +148,7 @@ async def assert_exact(
     assert 50 - maybe <= admitted <= 50
 
 
-def hget_n(port: int, *cluster_flag: str) -> Callable[[str], int]:
+def hget_n(port: int, *cluster_flag: str) -> Callable[[bytes], int]:
     return lambda key: int(cli(port, *cluster_flag, "HGET", key, "n").strip())
 
 
@@ -274,7 +278,9 @@ async def test_slot_migrated_under_traffic(own_cluster: list[Server], name: str)
         count = hget_n(servers[0].port, "-c")
         for key in keys:
             admitted = sum(
-                1 for *_, k, d in traffic.calls if k == key and d and d.allowed and not d.degraded
+                1
+                for *_, k, d in traffic.calls
+                if k == key and d is not None and d.allowed and not d.degraded
             )
             stored = count(limiter.keys(key)[0])
             assert admitted <= stored <= limit

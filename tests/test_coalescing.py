@@ -5,27 +5,34 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable
 
 import anyio
 
 from _servers import Deployment, Server, cli
 from glidelimit import BackendError, Limiter, Rate, ValkeyBackend
-from glidelimit.algorithms import ALGORITHMS, Limits, Mode, Request
+from glidelimit.algorithms import ALGORITHMS, Limits, Mode
+from glidelimit.testing import ManualClock
+
+LIMITS = Limits.of((Rate(5, 1), Rate(20, 60)), (5, 20))
 
 
-def requests(tag: str, base: int) -> list[tuple[str, Request]]:
-    """A mix of algorithms, keys (several slots), costs and modes, at explicit times."""
+def calls(backend: ValkeyBackend, tag: str, base: int) -> list[Awaitable[list[int]]]:
+    """A mix of algorithms, keys (several slots), costs and modes, at explicit times (each
+    call reads the backend's clock when it is made)."""
+    clock = ManualClock()
+    backend._clock = clock
     out = []
     for i in range(120):
         algorithm = sorted(ALGORITHMS)[i % 4]
-        rates = (Rate(5, 1), Rate(20, 60))
-        caps = (5, 20)
+        execute = backend.executor(ALGORITHMS[algorithm], LIMITS)
         key = f"{{{tag}:{i % 7}}}"
-        keys = (f"co:{key}:{algorithm}:a", f"co:{key}:{algorithm}:b")
+        keys = (f"co:{key}:{algorithm}:a".encode(), f"co:{key}:{algorithm}:b".encode())
         mode = Mode.PEEK if i % 9 == 0 else Mode.HIT
-        out.append(
-            (algorithm, Request(keys, Limits.of(rates, caps), 1 + i % 3, mode, now=base + i * 7))
-        )
+        clock.now = (base + i * 7) / 1000
+        answer = execute(keys, 1 + i % 3, mode, -1, b"")
+        assert not isinstance(answer, list)
+        out.append(answer)
     return out
 
 
@@ -36,14 +43,11 @@ async def test_batched_results_equal_one_by_one(deployment: Deployment) -> None:
         # flight at once may reach the server in either order (as any concurrent calls may).
         # Connected first: calls queued behind the connection would go out as several batches.
         await backend.connect()
-        together_calls = requests(uuid.uuid4().hex, base)
+        together_calls = calls(backend, uuid.uuid4().hex, base)
         together = []
         for start in range(0, len(together_calls), 30):
-            chunk = together_calls[start : start + 30]
-            together += await asyncio.gather(*(backend.execute(ALGORITHMS[a], r) for a, r in chunk))
-        one_by_one = [
-            await backend.execute(ALGORITHMS[a], r) for a, r in requests(uuid.uuid4().hex, base)
-        ]
+            together += await asyncio.gather(*together_calls[start : start + 30])
+        one_by_one = [await call for call in calls(backend, uuid.uuid4().hex, base)]
     assert together == one_by_one
     assert sum(out[0] for out in together) > 30  # a real mix of allowed and denied
     assert sum(1 - out[0] for out in together) > 30
@@ -53,7 +57,9 @@ async def test_an_error_fails_only_its_own_call(valkey: Server, name: str) -> No
     async with ValkeyBackend.from_url(valkey.url) as backend:
         limiter = Limiter("5/second", backend=backend, name=name, on_backend_error="raise")
         (wrong,) = limiter.keys("wrong")
-        cli(valkey.port, "RPUSH", wrong, "not a limiter's state")  # WRONGTYPE for the script
+        cli(
+            valkey.port, "RPUSH", wrong.decode(), "not a limiter's state"
+        )  # WRONGTYPE for the script
         results = await asyncio.gather(
             *(limiter.hit(f"k{i}") for i in range(10)), limiter.hit("wrong"),
             return_exceptions=True,
@@ -76,24 +82,6 @@ async def test_a_flushed_script_cache_under_concurrent_calls(
         decisions = await asyncio.gather(*(limiter.hit(f"k{i % 20}") for i in range(100)))
     assert sum(d.allowed for d in decisions) == 100  # 5 per key, 20 keys
     assert not any(d.degraded for d in decisions)
-
-
-async def test_a_natively_cancelled_leader_strands_no_one(valkey_url: str, name: str) -> None:
-    """asyncio's task.cancel() passes anyio's shield: the calls that had joined the cancelled
-    leader's batch go out again, and later calls are not stuck behind it."""
-    async with ValkeyBackend.from_url(valkey_url) as backend:
-        limiter = Limiter("1000/s", backend=backend, name=name, on_backend_error="raise")
-        await limiter.hit("warm")
-        first = asyncio.create_task(limiter.hit("a"))  # in flight: the next call gathers
-        await asyncio.sleep(0)
-        leader = asyncio.create_task(limiter.hit("b"))
-        follower = asyncio.create_task(limiter.hit("c"))
-        await asyncio.sleep(0)  # the leader waits in its gathering pass, the follower joined
-        leader.cancel()
-        with anyio.fail_after(3):
-            assert (await follower).allowed
-            await asyncio.gather(first, leader, return_exceptions=True)
-            assert (await limiter.hit("d")).allowed
 
 
 async def test_one_callers_deadline_does_not_cut_the_others(valkey: Server, name: str) -> None:

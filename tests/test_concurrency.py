@@ -11,9 +11,16 @@ import time
 import anyio
 import pytest
 
-from glidelimit import ConcurrencyLimiter, ConfigurationError, MemoryBackend, RateLimitExceeded
-from glidelimit.algorithms import CONCURRENCY, Limits, Mode, Request
+from glidelimit import (
+    ConcurrencyLimiter,
+    ConfigurationError,
+    MemoryBackend,
+    RateLimitExceeded,
+    ValkeyBackend,
+)
+from glidelimit.algorithms import CONCURRENCY, Limits, Mode
 from glidelimit.backends import Backend
+from glidelimit.testing import ManualClock
 
 
 async def test_never_more_than_max_inflight(backend: Backend, name: str) -> None:
@@ -129,9 +136,13 @@ async def test_a_killed_holder_frees_its_slot_when_its_lease_ends(
 
 
 async def test_concurrency_script_and_twin_agree(valkey_backend: Backend, name: str) -> None:
-    limits = Limits.of((ConcurrencyLimiter(2, lease=1, name=name)._limits.rates[0],), (2,))
-    memory = MemoryBackend()
-    key = (f"agree:{{{name}}}:slots",)
+    assert isinstance(valkey_backend, ValkeyBackend)
+    clock = ManualClock()
+    valkey_backend._clock = clock  # the script decides at the clock's time
+    limits = Limits.slots(2, 1000)
+    on_valkey = valkey_backend.executor(CONCURRENCY, limits)
+    on_memory = MemoryBackend(clock=clock).executor(CONCURRENCY, limits)
+    key = (f"agree:{{{name}}}:slots".encode(),)
     steps = [
         (0, Mode.HIT, "a"), (10, Mode.HIT, "b"), (20, Mode.HIT, "c"), (30, Mode.PEEK, ""),
         (500, Mode.RENEW, "a"), (1005, Mode.HIT, "c"), (1010, Mode.RENEW, "b"),
@@ -140,9 +151,9 @@ async def test_concurrency_script_and_twin_agree(valkey_backend: Backend, name: 
     ]  # fmt: skip
     base = 1_700_000_000_000
     for offset, mode, token in steps:
-        req = Request(key, limits, 1, mode, now=base + offset, token=token)
-        script = await valkey_backend.execute(CONCURRENCY, req)
-        twin = await memory.execute(CONCURRENCY, req)
+        clock.now = (base + offset) / 1000
+        script = await on_valkey(key, 1, mode, -1, token.encode())  # type: ignore[misc]
+        twin = on_memory(key, 1, mode, -1, token.encode())
         assert script == twin, (offset, mode, token)
 
 
@@ -162,13 +173,13 @@ def test_a_waiter_that_gave_up_leaves_nothing_behind(valkey_url: str, name: str)
     limiter = ConcurrencyLimiter(1, lease=30, backend=backend, name=name)
 
     async def occupy_then_give_up() -> None:
-        await limiter._run("k", Mode.HIT, "someone-else")  # held by another process, say
+        await limiter._run("k", Mode.HIT, b"someone-else")  # held by another process, say
         with pytest.raises(RateLimitExceeded):
             async with limiter.slot("k", timeout=0.05):
                 pass
 
     async def free_then_take() -> None:
-        await limiter._run("k", Mode.RELEASE, "someone-else")
+        await limiter._run("k", Mode.RELEASE, b"someone-else")
         async with limiter.slot("k", timeout=1):
             pass
         await backend.aclose()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from glidelimit import ConfigurationError, keys
-from glidelimit._http import resolve
-from glidelimit.keys import RequestInfo, _default_key
+from glidelimit._request_info import resolve
+from glidelimit.keys import RequestInfo
 
 
 def request(peer: str | None = "203.0.113.9", route: str = "/r", **headers: str) -> RequestInfo:
@@ -101,6 +101,8 @@ async def test_combine_escapes_and_accepts_async() -> None:
     ["203.0.113.9", "::ffff:10.0.0.1", "[2001:db8::1]:443", "1.2.3.4:80", "a|b\\c", "", None],
 )
 @pytest.mark.parametrize("route", ["/items/{id}", "/a|b", "/x\\y|", "<unmatched>"])
-async def test_integrations_default_key_is_default(peer: str | None, route: str) -> None:
-    # with no key function the integrations skip building a request: same key regardless
-    assert _default_key(peer, route) == await key(keys.default(), request(peer, route))
+async def test_default_key_is_client_ip_on_route(peer: str | None, route: str) -> None:
+    # default() computes at once what combine(client_ip(), route()) gives
+    combined = keys.combine(keys.client_ip(), keys.route())
+    r = request(peer, route)
+    assert await key(keys.default(), r) == await key(combined, r)

@@ -1,11 +1,14 @@
-"""MemoryBackend: bounded, frees expired keys; and sliding_window's documented error bound."""
+"""MemoryBackend: bounded, frees expired keys, evicts what loses least; and sliding_window's
+documented error bound."""
 
 from __future__ import annotations
 
 import random
 
-from glidelimit import Limiter, MemoryBackend, Rate
-from glidelimit.algorithms import ALGORITHMS, Limits, Request
+import pytest
+
+from glidelimit import ConcurrencyLimiter, Limiter, MemoryBackend, Rate, UsageError
+from glidelimit.algorithms import ALGORITHMS, Limits
 from glidelimit.testing import ManualClock
 
 
@@ -69,19 +72,57 @@ async def test_sliding_window_error_bound() -> None:
     rng = random.Random(7)
     worst = {}
     for algorithm in ["sliding_window", "sliding_log", "fixed_window", "gcra"]:
-        algo, backend = ALGORITHMS[algorithm], MemoryBackend()
+        clock = ManualClock()
+        execute = MemoryBackend(clock=clock).executor(ALGORITHMS[algorithm], limits)
         allowed_at = []
         # adversarial: a burst at the end of each window, then steady hits; then random traffic
-        now = 999
         moments = [999 + 1000 * w + d for w in range(20) for d in (0, 1, 2, 500)]
         moments += sorted(rng.randrange(30_000, 90_000) for _ in range(3000))
         for now in moments:
-            request = Request(("k",), limits, 1, now=now)
+            clock.now = now / 1000
             for _ in range(limit):
-                if (await backend.execute(algo, request))[0]:
+                if execute((b"k",), 1, 0, -1, b"")[0]:  # type: ignore[index]
                     allowed_at.append(now)
         worst[algorithm] = _max_in_any_period(allowed_at, period)
     assert worst["sliding_log"] == limit
     assert limit < worst["sliding_window"] <= 2 * limit - 1
     assert worst["fixed_window"] <= 2 * limit
     assert worst["gcra"] <= 2 * limit
+
+
+@pytest.mark.parametrize("algorithm", ["gcra", "fixed_window", "sliding_window", "sliding_log"])
+async def test_a_flood_of_fresh_keys_never_frees_an_exhausted_one(algorithm: str) -> None:
+    """Full, the store forgets first the keys that give away the least: an idle exhausted key
+    outlives any number of fresh ones (each a single hit)."""
+    clock = ManualClock()
+    backend = MemoryBackend(max_keys=1000, clock=clock)
+    limiter = Limiter("5/hour", backend=backend, algorithm=algorithm)
+    for _ in range(5):
+        assert await limiter.hit("victim")
+    assert not await limiter.hit("victim")
+    for i in range(5000):
+        clock.advance(0.01)
+        await limiter.hit(f"flood{i}")
+    assert len(backend) <= 1000
+    assert not await limiter.hit("victim")
+
+
+async def test_held_slots_outlive_a_flood_of_fresh_keys() -> None:
+    backend = MemoryBackend(max_keys=100)
+    slots = ConcurrencyLimiter(1, backend=backend)
+    async with slots.slot("busy"):
+        limiter = Limiter("5/hour", backend=backend)
+        for i in range(1000):
+            await limiter.hit(f"flood{i}")
+        assert await slots.inflight("busy") == 1
+
+
+async def test_a_closed_backend_refuses_to_decide() -> None:
+    backend = MemoryBackend()
+    limiter = Limiter("5/hour", backend=backend)
+    await limiter.hit("k")
+    await backend.aclose()
+    with pytest.raises(UsageError, match="closed"):
+        await limiter.hit("k")
+    with pytest.raises(UsageError, match="closed"):
+        await limiter.reset("k")

@@ -21,31 +21,41 @@ from glidelimit import (
     Limiter,
     MemoryBackend,
 )
-from glidelimit.algorithms import Algorithm, Request
-from glidelimit.backends import Backend
+from glidelimit.algorithms import Algorithm, Limits
+from glidelimit.backends import Backend, Executor
 from glidelimit.testing import ManualClock
 
 
 class Flaky:
     """A backend that decides on ``inner``, fails, or never answers, as told; counts calls."""
 
+    kind = "flaky"
+
     def __init__(self, inner: Backend | None = None) -> None:
         self.inner = MemoryBackend() if inner is None else inner
         self.mode = "ok"  # or "fail", "hang"
         self.calls = 0
 
-    async def execute(self, algorithm: Algorithm, request: Request) -> list[int]:
-        self.calls += 1
-        if self.mode == "fail":
-            try:
-                raise ConnectionResetError("the store is gone")
-            except ConnectionResetError as exc:
-                raise BackendError("it failed") from exc
-        if self.mode == "hang":
-            await anyio.sleep_forever()
-        return await self.inner.execute(algorithm, request)
+    def executor(self, algorithm: Algorithm, limits: Limits) -> Executor:
+        inner = self.inner.executor(algorithm, limits)
 
-    async def delete(self, keys: Sequence[str]) -> None:
+        async def execute(
+            keys: tuple[bytes, ...], cost: int, mode: int, max_wait: int, holder: bytes, /
+        ) -> list[int]:
+            self.calls += 1
+            if self.mode == "fail":
+                try:
+                    raise ConnectionResetError("the store is gone")
+                except ConnectionResetError as exc:
+                    raise BackendError("it failed") from exc
+            if self.mode == "hang":
+                await anyio.sleep_forever()
+            answer = inner(keys, cost, mode, max_wait, holder)
+            return answer if isinstance(answer, list) else await answer
+
+        return execute
+
+    async def delete(self, keys: Sequence[bytes]) -> None:
         self.calls += 1
         await self.inner.delete(keys)
 
@@ -163,8 +173,12 @@ async def test_warning_is_rate_limited(name: str, caplog: pytest.LogCaptureFixtu
     with caplog.at_level(logging.WARNING, logger="glidelimit"):
         for _ in range(50):
             await limiter.hit("k")
-    assert [r.levelname for r in caplog.records] == ["WARNING"]
-    assert name in caplog.records[0].getMessage()
+    # one line for the failure policy's decisions, one when the breaker opened
+    lines = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(lines) == 2, lines
+    assert all(name in line for line in lines)
+    assert sum("decides without its backend" in line for line in lines) == 1
+    assert sum("backend skipped" in line for line in lines) == 1
 
 
 async def test_no_budget(name: str) -> None:
@@ -243,14 +257,15 @@ async def test_degraded_denials_are_not_cached(name: str) -> None:
 
 
 async def test_local_cache_is_bounded(name: str) -> None:
-    from glidelimit import _limiter
+    from glidelimit import _guard
 
-    limiter = Limiter("1/hour", name=name, backend=MemoryBackend(), local_cache=True)
-    for i in range(_limiter._DENIED_MAX + 100):
+    limiter = Limiter("1/hour", name=name, backend=Flaky(), local_cache=True)
+    for i in range(_guard._DENIED_MAX + 100):
         await limiter.hit(f"k{i}")
         await limiter.hit(f"k{i}")
-    assert limiter._denied is not None
-    assert len(limiter._denied) == _limiter._DENIED_MAX
+    denied = limiter._guard._denied
+    assert denied is not None
+    assert len(denied) == _guard._DENIED_MAX
 
 
 KEYS = [

@@ -61,12 +61,31 @@ def test_from_url_rejects_unknown_glide_option() -> None:
         ValkeyBackend.from_url("valkey://alice@127.0.0.1")  # a user needs a password
 
 
-async def test_bad_glide_option_type_is_a_backend_error(valkey_url: str, name: str) -> None:
-    backend = ValkeyBackend.from_url(valkey_url, request_timeout="soon")
-    with pytest.raises(BackendError) as info:
-        await Limiter("1/s", backend=backend, name=name, on_backend_error="raise").hit("k")
-    assert isinstance(info.value.__cause__, TypeError)
-    assert (await Limiter("1/s", backend=backend, name=name).hit("k")).degraded
+@pytest.mark.parametrize(
+    ("url", "options", "message"),
+    [
+        ("valkey://127.0.0.1:6379", {"request_timeout": "soon"}, "TypeError"),
+        ("valkey://127.0.0.1:6379", {"no_such_option": 1}, "no_such_option"),
+        ("valkey://127.0.0.1:6379", {"insecure": True}, "insecure"),
+    ],
+)
+def test_bad_glide_options_are_refused_at_once(
+    url: str, options: dict[str, object], message: str
+) -> None:
+    # not accepted, then met by every decision as an "outage" that the policy decides
+    with pytest.raises(ConfigurationError, match=message):
+        ValkeyBackend.from_url(url, **options)
+
+
+def test_insecure_tls_without_tls_is_refused_at_once() -> None:
+    from glide import AdvancedGlideClientConfiguration, TlsAdvancedConfiguration
+
+    insecure = AdvancedGlideClientConfiguration(
+        tls_config=TlsAdvancedConfiguration(use_insecure_tls=True)
+    )
+    with pytest.raises(ConfigurationError, match="use_insecure_tls"):
+        ValkeyBackend.from_url("valkey://127.0.0.1:6379", advanced_config=insecure)
+    ValkeyBackend.from_url("valkeys://127.0.0.1:6379", advanced_config=insecure)  # with TLS: fine
 
 
 async def test_unresponsive_server_is_not_waited_for_by_every_call(name: str) -> None:
@@ -83,8 +102,8 @@ async def test_unresponsive_server_is_not_waited_for_by_every_call(name: str) ->
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(listener.serve, hold)
-        limiter = Limiter("5/s", backend=ValkeyBackend.from_url(f"valkey://127.0.0.1:{port}"),
-                          name=name)  # fmt: skip
+        unresponsive = ValkeyBackend.from_url(f"valkey://127.0.0.1:{port}")
+        limiter = Limiter("5/s", backend=unresponsive, name=name)
         durations: list[float] = []
 
         async def timed_hit() -> None:
@@ -100,39 +119,43 @@ async def test_unresponsive_server_is_not_waited_for_by_every_call(name: str) ->
         assert (await limiter.hit("k")).degraded
         assert anyio.current_time() - started < 0.1  # backing off: no new attempt yet
         tg.cancel_scope.cancel()
+    await unresponsive.aclose()
     for stream in held:
         await stream.aclose()
     await listener.aclose()
 
 
 async def test_lazy_connect_and_failure_policies(name: str) -> None:
-    dead = ValkeyBackend.from_url(f"valkey://127.0.0.1:{free_port()}")  # nothing listens there
-    with pytest.raises(BackendError) as info:
-        await dead.connect()
-    assert info.value.__cause__ is not None
-    limiter = Limiter("1/second", backend=dead, name=name)
-    d = await limiter.hit("k")
-    assert (d.allowed, d.degraded) == (True, True)
-    denied = await Limiter("1/second", backend=dead, name=name, on_backend_error="deny").hit("k")
-    assert (denied.allowed, denied.degraded) == (False, True)
-    with pytest.raises(BackendError):
-        await Limiter("1/second", backend=dead, name=name, on_backend_error="raise").hit("k")
+    async with ValkeyBackend.from_url(f"valkey://127.0.0.1:{free_port()}") as dead:
+        with pytest.raises(BackendError) as info:
+            await dead.connect()
+        assert info.value.__cause__ is not None
+        limiter = Limiter("1/second", backend=dead, name=name)
+        d = await limiter.hit("k")
+        assert (d.allowed, d.degraded) == (True, True)
+        denied = await Limiter("1/second", backend=dead, name=name, on_backend_error="deny").hit(
+            "k"
+        )
+        assert (denied.allowed, denied.degraded) == (False, True)
+        with pytest.raises(BackendError):
+            await Limiter("1/second", backend=dead, name=name, on_backend_error="raise").hit("k")
 
 
 async def test_fallback_backend(name: str) -> None:
     from glidelimit import MemoryBackend
 
-    dead = ValkeyBackend.from_url(f"valkey://127.0.0.1:{free_port()}")
-    limiter = Limiter("2/hour", backend=dead, name=name, on_backend_error=MemoryBackend())
-    assert [(await limiter.hit("k")).allowed for _ in range(3)] == [True, True, False]
-    assert (await limiter.hit("k")).degraded
+    async with ValkeyBackend.from_url(f"valkey://127.0.0.1:{free_port()}") as dead:
+        limiter = Limiter("2/hour", backend=dead, name=name, on_backend_error=MemoryBackend())
+        assert [(await limiter.hit("k")).allowed for _ in range(3)] == [True, True, False]
+        assert (await limiter.hit("k")).degraded
 
 
 async def test_wraps_an_existing_client(valkey: Server, name: str) -> None:
     client = await GlideClient.create(
         GlideClientConfiguration([NodeAddress("127.0.0.1", valkey.port)])
     )
-    async with Limiter("1/hour", backend=ValkeyBackend(client), name=name) as limiter:
+    async with ValkeyBackend(client) as backend:  # closing it closes the client
+        limiter = Limiter("1/hour", backend=backend, name=name)
         assert (await limiter.hit("k")).allowed
         assert not (await limiter.hit("k")).allowed
 
@@ -143,15 +166,15 @@ async def test_connect_makes_every_script_ready(
     # glide's Script takes milliseconds to make (cffi): connect() makes them, so that the
     # first decisions after startup do not pay for it
     from glidelimit.algorithms import SCRIPTS
-    from glidelimit.backends import _valkey
+    from glidelimit.backends.valkey import _send
 
-    monkeypatch.setattr(_valkey, "_scripts", {})
+    monkeypatch.setattr(_send, "_scripts", {})
     async with ValkeyBackend.from_url(valkey_url) as backend:
         await backend.connect()
-        assert set(_valkey._scripts) == {algorithm.name for algorithm in SCRIPTS}
-        ready = dict(_valkey._scripts)
+        assert set(_send._scripts) == {algorithm.name for algorithm in SCRIPTS}
+        ready = dict(_send._scripts)
         assert (await Limiter("1/hour", backend=backend, name=name).hit("k")).allowed
-        assert _valkey._scripts == ready  # the decision used them, made none
+        assert _send._scripts == ready  # the decision used them, made none
 
 
 def test_a_new_event_loop_gets_a_new_client(valkey_url: str, name: str) -> None:
@@ -281,17 +304,17 @@ async def test_answered_calls_arm_no_budget_timer(
 ) -> None:
     # The budgets' one timer wakes the event loop for a call still waiting, not once for
     # each call that was answered long before its budget ran out.
-    from glidelimit.backends._valkey import _Budget
+    from glidelimit._budget import _Queue
 
     fired = 0
-    expire = _Budget._expire
+    fire = _Queue._fire
 
-    def counted(self: _Budget, armed: float) -> None:
+    def counted(self: _Queue, loop: asyncio.AbstractEventLoop) -> None:
         nonlocal fired
         fired += 1
-        expire(self, armed)
+        fire(self, loop)
 
-    monkeypatch.setattr(_Budget, "_expire", counted)
+    monkeypatch.setattr(_Queue, "_fire", counted)
     async with ValkeyBackend.from_url(own_valkey.url) as backend:
         limiter = Limiter("1000000/second", backend=backend, name=name, backend_timeout=0.05)
         calls, until = 0, time.monotonic() + 0.4  # eight budgets long
@@ -300,8 +323,6 @@ async def test_answered_calls_arm_no_budget_timer(
             calls += 1
         assert calls > 100
         assert fired <= 12  # one per budget or so, not one per call
-        assert backend._budget is not None
-        assert backend._budget._call is None  # an answered call is not kept
         cli(own_valkey.port, "CLIENT", "PAUSE", "600", "ALL")
         started = time.monotonic()
         decision = await limiter.hit("k")  # the timer still ends a waiting call on time

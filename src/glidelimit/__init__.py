@@ -1,8 +1,8 @@
 """glidelimit: async-first rate limiting on Valkey through valkey-glide.
 
 >>> from glidelimit import Limiter
->>> limiter = Limiter("100/minute", name="api")      # in-memory by default
->>> # decision = await limiter.hit("user:42")
+>>> limiter = Limiter("100/minute", name="api")  # in-memory by default
+>>> decision = await limiter.hit("user:42")
 """
 
 from ._breaker import CircuitBreaker as CircuitBreaker
@@ -13,8 +13,10 @@ from ._errors import BackendError as BackendError
 from ._errors import ConfigurationError as ConfigurationError
 from ._errors import GlideLimitError as GlideLimitError
 from ._errors import RateLimitExceeded as RateLimitExceeded
+from ._errors import UsageError as UsageError
 from ._limiter import Limiter as Limiter
 from ._rate import Rate as Rate
+from ._version import __version__ as __version__
 from .backends import Backend as Backend
 from .backends import MemoryBackend as MemoryBackend
 from .backends import ValkeyBackend as ValkeyBackend
@@ -32,5 +34,6 @@ __all__ = [
     "Rate",
     "RateLimitExceeded",
     "RateState",
+    "UsageError",
     "ValkeyBackend",
 ]

@@ -5,7 +5,13 @@ All of them derive from one base class::
     GlideLimitError
     ├── ConfigurationError (also a ValueError)  bad rate text, algorithm, cost, key, URL, ...
     ├── RateLimitExceeded                        acquire() could not be allowed in time
-    └── BackendError                             the store failed; the client's error is __cause__
+    ├── BackendError                             the store is unavailable; the client's error is
+    │                                            __cause__ (a failure policy may decide instead)
+    └── UsageError (also a RuntimeError)         glidelimit was used in a way that cannot work:
+                                                 a closed backend, a client of another event loop
+
+A failure policy (``on_backend_error``) only ever decides on a BackendError; every other error
+is raised, whatever the policy.
 """
 
 from __future__ import annotations
@@ -42,3 +48,8 @@ class RateLimitExceeded(GlideLimitError):
 
 class BackendError(GlideLimitError):
     """The backend failed to decide; the client's own error is chained as ``__cause__``."""
+
+
+class UsageError(GlideLimitError, RuntimeError):
+    """glidelimit was used in a way that cannot work (a closed backend, a glide client of
+    another event loop): a bug in the caller, raised whatever the failure policy."""

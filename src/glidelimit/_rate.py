@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -95,7 +96,7 @@ class Rate:
         return f"{self.limit}/{self.period_ms}ms"
 
 
-def to_rates(rates: Rate | str | list[Rate | str] | tuple[Rate | str, ...]) -> tuple[Rate, ...]:
+def to_rates(rates: Rate | str | Sequence[Rate | str]) -> tuple[Rate, ...]:
     """Normalise a limiter's ``rates`` argument to a non-empty tuple of distinct Rates."""
     items = [rates] if isinstance(rates, (Rate, str)) else list(rates)
     if not items:

@@ -1,7 +1,6 @@
 """aiohttp: a middleware for a whole app, and a decorator for one handler.
 
 >>> from aiohttp import web
-from aiohttp.typedefs import Handler, Middleware
 >>> from glidelimit.aiohttp import rate_limit, rate_limit_middleware
 >>> app = web.Application(middlewares=[rate_limit_middleware("1000/minute")])
 >>> @rate_limit("10/minute")
@@ -15,34 +14,34 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import TypeAlias
 
-from aiohttp import web
-from aiohttp.typedefs import Handler, Middleware
+try:
+    from aiohttp import web
+    from aiohttp.typedefs import Handler, Middleware
+except ImportError as exc:  # pragma: no cover
+    raise ImportError(
+        "glidelimit.aiohttp needs aiohttp: pip install 'glidelimit[aiohttp]'"
+    ) from exc
 
 from ._concurrency import ConcurrencyLimiter
 from ._decision import Decision
 from ._errors import RateLimitExceeded
 from ._http import (
     PROBLEM_JSON,
-    UNMATCHED_ROUTE,
-    CostFunc,
-    ExemptFunc,
     HeaderStyle,
     HttpLimit,
-    KeyFunc,
-    RequestInfo,
-    concurrency_key,
-    resolve,
-    too_many_in_flight,
+    InFlightLimit,
+    LimiterLike,
+    as_limiter,
+    declared_at,
 )
-from ._limiter import Limiter
-from ._rate import Rate
+from ._request_info import UNMATCHED_ROUTE, CostFunc, ExemptFunc, KeyFunc, RequestInfo, resolve
 
 __all__ = ["OnDenied", "concurrency_limit_middleware", "rate_limit", "rate_limit_middleware"]
 
+#: Makes the response for a denied request: given the request and the decision.
 OnDenied: TypeAlias = Callable[
     [web.Request, Decision], "web.StreamResponse | Awaitable[web.StreamResponse]"
 ]
-LimiterLike: TypeAlias = "Limiter | Rate | str | list[Rate | str]"
 
 
 def _client_host(request: web.Request) -> str | None:
@@ -51,19 +50,15 @@ def _client_host(request: web.Request) -> str | None:
     return peer[0] if isinstance(peer, (tuple, list)) else request.remote
 
 
-def _route(request: web.Request) -> str:
-    resource = request.match_info.route.resource
-    return resource.canonical if resource is not None else UNMATCHED_ROUTE
-
-
 def _info(request: web.Request) -> RequestInfo:
+    resource = request.match_info.route.resource
     user = request.get("user")
     return RequestInfo(
         native=request,
         client_host=_client_host(request),
         method=request.method,
         path=request.path,
-        route=_route(request),
+        route=resource.canonical if resource is not None else UNMATCHED_ROUTE,
         raw_headers=lambda: request.headers.items(),
         user=lambda: None if user is None else str(user),
     )
@@ -72,17 +67,13 @@ def _info(request: web.Request) -> RequestInfo:
 async def _limited(
     gate: HttpLimit, on_denied: OnDenied | None, request: web.Request, handler: Handler
 ) -> web.StreamResponse:
-    if gate.plain:  # no key function to hand a request to
-        decision = await gate.hit_default(_client_host(request), _route(request))
-    else:
-        found = await gate.decide(_info(request))
-        if found is None:
-            return await handler(request)
-        decision = found
+    decision = await gate.decide(_info(request))
+    if decision is None:
+        return await handler(request)
     headers = gate.policy.headers(decision)
     if not decision.allowed:
         if on_denied is not None:
-            return await resolve(on_denied(request, decision))  # type: ignore[return-value]
+            return await resolve(on_denied(request, decision))
         return web.Response(
             status=429, body=gate.policy.problem(decision), content_type=PROBLEM_JSON,
             headers=headers,
@@ -92,6 +83,8 @@ async def _limited(
     except web.HTTPException as exc:  # an error response is a response too
         exc.headers.extend(headers)
         raise
+    if not isinstance(response, web.StreamResponse):
+        return response  # not a response: aiohttp says what is wrong with it
     if not response.prepared:  # a streamed response has sent its headers already
         response.headers.extend(headers)
     return response
@@ -110,7 +103,7 @@ def rate_limit_middleware(
 
     Args:
         limiter: A Limiter, or a rate (``"100/minute"``, a list of them) to make one from, on
-            the process-wide memory backend.
+            the process-wide memory backend, named after where it is declared.
         key: Key function; default: the client's IP (socket peer) on the route's canonical
             template (``/items/{id}``).
         cost: Units each request costs, or a function of the request that says.
@@ -118,6 +111,7 @@ def rate_limit_middleware(
         exempt: A predicate: True leaves the request unlimited.
         on_denied: Makes the response for a denied request instead of the 429 problem body.
     """
+    limiter = as_limiter(limiter, "app", declared_at(1))
     gate = HttpLimit(limiter, key=key, cost=cost, headers=headers, exempt=exempt)
 
     @web.middleware
@@ -138,17 +132,18 @@ def concurrency_limit_middleware(
     every process sharing the limiter's backend. A request that finds no free slot within
     ``timeout`` seconds (default 0) is answered with 429, ``Retry-After: 1`` and a problem
     body."""
+    gate = InFlightLimit(limiter, key=key, timeout=timeout, exempt=exempt)
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        key_text = await concurrency_key(_info(request), key, exempt)
+        key_text = await gate.key_of(_info(request))
         if key_text is None:
             return await handler(request)
+        slot = limiter.slot(key_text, timeout)
         try:
-            slot = limiter.slot(key_text, timeout)
             await slot.__aenter__()
         except RateLimitExceeded:
-            headers, body = too_many_in_flight(limiter.name, limiter.max_inflight)
+            headers, body = gate.refusal()
             return web.Response(status=429, body=body, content_type=PROBLEM_JSON, headers=headers)
         try:
             return await handler(request)
@@ -168,10 +163,17 @@ def rate_limit(
     on_denied: OnDenied | None = None,
 ) -> Callable[[Handler], Handler]:
     """A decorator that limits one handler; the arguments are those of
-    :func:`rate_limit_middleware`."""
-    gate = HttpLimit(limiter, key=key, cost=cost, headers=headers, exempt=exempt)
+    :func:`rate_limit_middleware` (a limiter made from a rate is named after the handler)."""
+    where = declared_at(1)
 
     def decorate(handler: Handler) -> Handler:
+        hint = getattr(handler, "__name__", "handler")
+        qualified = f"{where}|{getattr(handler, '__qualname__', hint)}"
+        gate = HttpLimit(
+            as_limiter(limiter, hint, qualified), key=key, cost=cost, headers=headers,
+            exempt=exempt,
+        )  # fmt: skip
+
         @functools.wraps(handler)
         async def limited(request: web.Request) -> web.StreamResponse:
             return await _limited(gate, on_denied, request, handler)

@@ -11,36 +11,35 @@ WebSocket dependency.
 
 from __future__ import annotations
 
-import operator
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, NoReturn, TypeAlias
+from typing import NoReturn, TypeAlias
 
-from starlette.exceptions import HTTPException, WebSocketException
-from starlette.requests import HTTPConnection, Request
-from starlette.responses import Response
-from starlette.routing import Host, Match, Mount, Route, WebSocketRoute
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from starlette.websockets import WebSocket
+try:
+    from starlette.exceptions import HTTPException, WebSocketException
+    from starlette.requests import HTTPConnection, Request
+    from starlette.responses import Response
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+    from starlette.websockets import WebSocket
+except ImportError as exc:  # pragma: no cover
+    raise ImportError(
+        "glidelimit.fastapi needs FastAPI (or Starlette): pip install 'glidelimit[fastapi]'"
+    ) from exc
 
 from ._concurrency import ConcurrencyLimiter
 from ._decision import Decision
 from ._errors import RateLimitExceeded
 from ._http import (
     PROBLEM_JSON,
-    UNMATCHED_ROUTE,
-    CostFunc,
-    ExemptFunc,
     HeaderStyle,
     HttpLimit,
-    KeyFunc,
-    RequestInfo,
-    concurrency_key,
-    resolve,
-    too_many_in_flight,
+    InFlightLimit,
+    LimiterLike,
+    as_limiter,
+    declared_at,
 )
 from ._limiter import Limiter
-from ._rate import Rate
+from ._request_info import CostFunc, ExemptFunc, KeyFunc, RequestInfo, resolve
+from ._routes import RouteTemplates, routed_template
 
 __all__ = [
     "ConcurrencyLimit",
@@ -52,8 +51,8 @@ __all__ = [
     "rate_limited_handler",
 ]
 
+#: Makes the response for a denied request: given the request and the decision.
 OnDenied: TypeAlias = Callable[[Request, Decision], "Response | Awaitable[Response]"]
-LimiterLike: TypeAlias = "Limiter | Rate | str | list[Rate | str]"
 
 
 class RateLimited(HTTPException):
@@ -73,6 +72,7 @@ class RateLimited(HTTPException):
         super().__init__(429, "Too Many Requests", dict(headers))
 
     def raise_in(self, request: HTTPConnection) -> NoReturn:
+        """Raise this, making sure the app answers it with :func:`rate_limited_handler`."""
         # Starlette's handlers for this app live in the scope: make sure ours is among them
         handlers = request.scope.get("starlette.exception_handlers")
         if handlers is not None:
@@ -86,13 +86,8 @@ async def rate_limited_handler(request: Request, exc: Exception) -> Response:
     differently."""
     assert isinstance(exc, RateLimited)
     if exc.on_denied is not None:
-        return await resolve(exc.on_denied(request, exc.decision))  # type: ignore[return-value]
+        return await resolve(exc.on_denied(request, exc.decision))
     return Response(exc.body, status_code=429, headers=exc.headers, media_type=PROBLEM_JSON)
-
-
-def _denied(gate: HttpLimit, decision: Decision, on_denied: OnDenied | None) -> RateLimited:
-    policy = gate.policy
-    return RateLimited(decision, policy.headers(decision), policy.problem(decision), on_denied)
 
 
 def _user(scope: Scope) -> str | None:
@@ -102,7 +97,7 @@ def _user(scope: Scope) -> str | None:
     return str(getattr(user, "identity", None) or getattr(user, "display_name", None) or user)
 
 
-def _info(conn: HTTPConnection, route: str | None) -> RequestInfo:
+def _info(conn: HTTPConnection, route: str) -> RequestInfo:
     scope = conn.scope
     client = scope.get("client")
     return RequestInfo(
@@ -118,18 +113,6 @@ def _info(conn: HTTPConnection, route: str | None) -> RequestInfo:
     )
 
 
-def _route_of(conn: HTTPConnection) -> str:
-    scope = conn.scope
-    # The route the router picked, before dependencies run. FastAPI runs a route of an included
-    # router as it was declared, and keeps the template with the include's prefix apart.
-    context = scope.get("fastapi", {}).get("effective_route_context")
-    path = getattr(context, "path_format", None) or getattr(scope.get("route"), "path", None)
-    if not isinstance(path, str):
-        return UNMATCHED_ROUTE
-    # a mounted app's routes are relative to its mount: /v1 and /v2 must not share a key
-    return str(scope.get("root_path", "")) + path
-
-
 class RateLimit:
     """A FastAPI dependency that limits the route it is on.
 
@@ -139,9 +122,13 @@ class RateLimit:
     FastAPI leaves alone: use :class:`RateLimitMiddleware` then); a denied one is answered
     with 429, ``Retry-After`` and an ``application/problem+json`` body.
 
+    >>> search = RateLimit(Limiter(["5/10s", "50/hour"], backend=backend, name="search"))
+    >>> @app.get("/search", dependencies=[Depends(search)])
+    ... async def run_search(q: str): ...
+
     Args:
         limiter_or_rate: A Limiter, or a rate (``"100/minute"``, a list of them) to make one
-            from, on the process-wide memory backend.
+            from, on the process-wide memory backend, named after where it is declared.
         key: Key function; default: the client's IP (socket peer) on the route template.
         cost: Units each request costs, or a function of the request that says.
         headers: ``"ietf"`` (default), ``"ietf+legacy"`` or ``"none"``.
@@ -159,7 +146,8 @@ class RateLimit:
         exempt: ExemptFunc | None = None,
         on_denied: OnDenied | None = None,
     ) -> None:
-        self.gate = HttpLimit(limiter_or_rate, key=key, cost=cost, headers=headers, exempt=exempt)
+        limiter = as_limiter(limiter_or_rate, "route", declared_at(1))
+        self.gate = HttpLimit(limiter, key=key, cost=cost, headers=headers, exempt=exempt)
         self.on_denied = on_denied
 
     @property
@@ -167,32 +155,23 @@ class RateLimit:
         """The limiter deciding."""
         return self.gate.limiter
 
+    def __repr__(self) -> str:
+        return f"RateLimit({self.limiter!r})"
+
     async def __call__(self, request: Request, response: Response) -> Decision | None:
         gate = self.gate
-        if gate.plain:
-            client = request.scope.get("client")
-            decision = await gate.hit_default(client[0] if client else None, _route_of(request))
-        else:
-            found = await gate.decide(_info(request, _route_of(request)))
-            if found is None:
-                return None
-            decision = found
+        decision = await gate.decide(_info(request, routed_template(request.scope)))
+        if decision is None:
+            return None
+        policy = gate.policy
         if decision.allowed:
-            _set_headers(response, gate.policy.raw_headers(decision))
+            for name, value in policy.headers(decision):
+                response.headers[name] = value  # replaces another limit's, if any
             return decision
-        _denied(gate, decision, self.on_denied).raise_in(request)
-
-
-def _set_headers(response: Response, raw: list[tuple[bytes, bytes]]) -> None:
-    # response.headers.update(), which replaces a header already there (another limit's):
-    # when none of these is there, as on the fresh response FastAPI gives a dependency,
-    # appending is the same, and does without a scan of the list per header
-    headers = response.headers
-    present = headers.raw
-    if present and any(name == have for name, _ in raw for have, _ in present):
-        headers.update({name.decode("latin-1"): value.decode("latin-1") for name, value in raw})
-    else:
-        present.extend(raw)
+        denied = RateLimited(
+            decision, policy.headers(decision), policy.problem(decision), self.on_denied
+        )
+        denied.raise_in(request)
 
 
 class WebSocketRateLimit:
@@ -213,14 +192,15 @@ class WebSocketRateLimit:
         cost: int | CostFunc = 1,
         exempt: ExemptFunc | None = None,
     ) -> None:
-        self.gate = HttpLimit(limiter_or_rate, key=key, cost=cost, headers="none", exempt=exempt)
+        limiter = as_limiter(limiter_or_rate, "websocket", declared_at(1))
+        self.gate = HttpLimit(limiter, key=key, cost=cost, headers="none", exempt=exempt)
 
     async def __call__(self, websocket: WebSocket) -> Decision | None:
         return await self.message(websocket)
 
     async def message(self, websocket: WebSocket) -> Decision | None:
         """Spend on one connection or message; raises ``WebSocketException(1008)`` if denied."""
-        decision = await self.gate.decide(_info(websocket, _route_of(websocket)))
+        decision = await self.gate.decide(_info(websocket, routed_template(websocket.scope)))
         if decision is not None and not decision.allowed:
             raise WebSocketException(1008, f"rate limit {decision.rate} exceeded")
         return decision
@@ -249,21 +229,24 @@ class ConcurrencyLimit:
         timeout: float = 0.0,
         exempt: ExemptFunc | None = None,
     ) -> None:
-        self.limiter = limiter
-        self.key = key
-        self.timeout = timeout
-        self.exempt = exempt
+        self.gate = InFlightLimit(limiter, key=key, timeout=timeout, exempt=exempt)
+
+    @property
+    def limiter(self) -> ConcurrencyLimiter:
+        """The concurrency limiter deciding."""
+        return self.gate.limiter
 
     async def __call__(self, request: Request) -> AsyncIterator[Decision | None]:
-        key = await concurrency_key(_info(request, _route_of(request)), self.key, self.exempt)
+        gate = self.gate
+        key = await gate.key_of(_info(request, routed_template(request.scope)))
         if key is None:
             yield None
             return
-        slot = self.limiter.slot(key, self.timeout)
+        slot = gate.limiter.slot(key, gate.timeout)
         try:
             decision = await slot.__aenter__()
         except RateLimitExceeded as exc:
-            headers, body = too_many_in_flight(self.limiter.name, self.limiter.max_inflight)
+            headers, body = gate.refusal()
             RateLimited(exc.decision, headers, body, None).raise_in(request)
         try:
             yield decision
@@ -281,7 +264,7 @@ class RateLimitMiddleware:
 
     Args:
         app: The ASGI app to wrap.
-        limiter: A Limiter, or a rate to make one from.
+        limiter: A Limiter, or a rate to make one from (named after where it is declared).
         key, cost, headers, exempt: As for :class:`RateLimit`.
         on_denied: Makes the response for a denied request (given a Starlette Request).
     """
@@ -298,150 +281,42 @@ class RateLimitMiddleware:
         on_denied: OnDenied | None = None,
     ) -> None:
         self.app = app
+        # Starlette makes the middleware when the app starts, far from where it was declared:
+        # a limiter made from a rate is named after the rate alone
+        limiter = as_limiter(limiter, "app", "RateLimitMiddleware")
         self.gate = HttpLimit(limiter, key=key, cost=cost, headers=headers, exempt=exempt)
         self.on_denied = on_denied
-        self._route_of = _RouteTemplates()
+        self._templates = RouteTemplates()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        request = Request(scope, receive)
         gate = self.gate
-        request = None
-        if gate.plain:  # no key function to hand a request to
-            client = scope.get("client")
-            decision = await gate.hit_default(client[0] if client else None, self._route_of(scope))
-        else:
-            request = Request(scope, receive)
-            found = await gate.decide(_info(request, self._route_of(scope)))
-            if found is None:
-                await self.app(scope, receive, send)
-                return
-            decision = found
+        decision = await gate.decide(_info(request, self._templates(scope)))
+        if decision is None:
+            await self.app(scope, receive, send)
+            return
+        policy = gate.policy
         if not decision.allowed:
-            if request is None:
-                request = Request(scope, receive)
-            response = await rate_limited_handler(request, _denied(gate, decision, self.on_denied))
+            if self.on_denied is not None:
+                response = await resolve(self.on_denied(request, decision))
+            else:
+                response = Response(
+                    policy.problem(decision), status_code=429,
+                    headers=dict(policy.headers(decision)), media_type=PROBLEM_JSON,
+                )  # fmt: skip
             await response(scope, receive, send)
             return
-        extra = gate.policy.raw_headers(decision)
+        extra = [
+            (name.lower().encode("latin-1"), value.encode("latin-1"))
+            for name, value in policy.headers(decision)
+        ]
 
         def send_with_headers(message: Message) -> Awaitable[None]:
-            # not a coroutine of its own: the app awaits send's, one frame less per message
             if message["type"] == "http.response.start":  # a copy: the app may reuse its own
                 message = {**message, "headers": [*message.get("headers", ()), *extra]}
             return send(message)
 
         await self.app(scope, receive, send_with_headers)
-
-
-def _routes(scope: Scope) -> Any:
-    return getattr(getattr(scope.get("app"), "router", None), "routes", ())
-
-
-def _match_route(scope: Scope) -> str:
-    # Middleware runs before routing: find the route the router will pick, for its template.
-    return _match_in(_routes(scope), scope, "") or UNMATCHED_ROUTE
-
-
-class _RouteTemplates:
-    """:func:`_match_route`, remembered: a request's template is that of the last request
-    with the same method, path and root path (and Host header, if a Host route is in the
-    tree), as long as the app's route tree holds the very same routes. Remembered only for
-    trees of Starlette's and FastAPI's own routes, whose matching depends on nothing else."""
-
-    LIMIT = 1024  # distinct requests remembered; raw paths (/items/1, /items/2) can be many
-
-    def __init__(self) -> None:
-        self._tree: _RouteTree | None = None
-        self._found: dict[tuple[str, str, str, bytes | None], str] = {}
-
-    def __call__(self, scope: Scope) -> str:
-        routes = _routes(scope)
-        tree = self._tree
-        if tree is None or not tree.holds(routes):
-            tree = self._tree = _RouteTree(routes)
-            self._found.clear()
-        # FastAPI's routes match otherwise when its router set their context in the scope
-        if not tree.plain or "fastapi" in scope:
-            return _match_route(scope)
-        host = _host(scope) if tree.hosts else None
-        key = (scope["method"], scope["path"], scope.get("root_path", ""), host)
-        template = self._found.get(key)
-        if template is None:
-            template = _match_route(scope)
-            if len(self._found) >= self.LIMIT:
-                self._found.clear()
-            self._found[key] = template
-        return template
-
-
-def _host(scope: Scope) -> bytes | None:
-    # the header Starlette's Host route reads: the first one
-    return next((value for name, value in scope["headers"] if name == b"host"), None)
-
-
-class _RouteTree:
-    """The routes of an app, and of its mounts and hosts, as they were."""
-
-    def __init__(self, routes: Any) -> None:
-        self.routes = list(routes)
-        self.branches = [(route, _RouteTree(route.routes)) for route in self.routes
-                         if isinstance(route, (Mount, Host))]  # fmt: skip
-        known = _known_matches()
-        #: Whether every route's match depends only on the method, path, root path and host.
-        self.plain: bool = all(type(route).matches in known for route in self.routes) and all(
-            branch.plain for _, branch in self.branches
-        )
-        #: Whether the Host header takes part.
-        self.hosts: bool = any(isinstance(route, Host) for route in self.routes) or any(
-            branch.hosts for _, branch in self.branches
-        )
-
-    def holds(self, routes: Any) -> bool:
-        """Whether ``routes`` are still these, down every mount and host."""
-        mine = self.routes
-        if len(routes) != len(mine) or not all(map(operator.is_, routes, mine)):
-            return False
-        # usually no branches: no generator to make then
-        return not self.branches or all(branch.holds(r.routes) for r, branch in self.branches)
-
-
-def _known_matches() -> set[Any]:
-    known: set[Any] = {Route.matches, WebSocketRoute.matches, Mount.matches, Host.matches}
-    routing = sys.modules.get("fastapi.routing")  # imported already by any FastAPI app
-    if routing is not None:
-        known |= {routing.APIRoute.matches, routing.APIWebSocketRoute.matches}
-    return known
-
-
-def _candidates(routes: Any) -> Any:
-    """``routes``, with each router that FastAPI included (one route in its app) replaced by
-    its routes as included: under the include's prefix, each with its full template."""
-    for route in routes:
-        included = getattr(route, "effective_route_contexts", None)
-        if included is None:
-            yield route
-            continue
-        for context in included():
-            yield getattr(context, "starlette_route", None) or context
-
-
-def _match_in(routes: Any, scope: Scope, prefix: str) -> str | None:
-    partial = None
-    for route in _candidates(routes):
-        match, child = route.matches(scope)
-        if match == Match.NONE:
-            continue
-        sub_routes = getattr(route, "routes", None)
-        if sub_routes:  # a Mount: its own routes decide, on the path below it
-            mount = str(getattr(route, "path", ""))  # a Host has routes, but no path
-            found = _match_in(sub_routes, {**scope, **child}, prefix + mount)
-            if found is not None:
-                return found
-            continue
-        template = prefix + str(getattr(route, "path", ""))
-        if match == Match.FULL:
-            return template
-        partial = partial or template  # right path, wrong method
-    return partial

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from typing import Literal
 
 from ._errors import ConfigurationError
-from ._http import KeyFunc, RequestInfo, resolve
+from ._request_info import KeyFunc, RequestInfo, resolve
 
 __all__ = ["KeyFunc", "RequestInfo", "client_ip", "combine", "default", "header", "route", "user"]
 
@@ -123,7 +123,7 @@ def header(name: str, *, fallback: KeyFunc | None = None) -> KeyFunc:
     async def key(request: RequestInfo) -> str | None:
         value = request.headers.get(lower)
         if value is None:
-            return await resolve(otherwise(request))  # type: ignore[return-value]
+            return await resolve(otherwise(request))
         return f"{lower}:{value}"
 
     return key
@@ -140,7 +140,7 @@ def user(*, fallback: KeyFunc | None = None) -> KeyFunc:
     async def key(request: RequestInfo) -> str | None:
         identity = request.user
         if identity is None:
-            return await resolve(otherwise(request))  # type: ignore[return-value]
+            return await resolve(otherwise(request))
         return f"user:{identity}"
 
     return key
@@ -181,12 +181,15 @@ def _escape(part: str) -> str:
 
 
 def default() -> KeyFunc:
-    """The default key: the client's IP (socket peer) on the route template."""
-    return combine(client_ip(), route())
+    """The default key: the client's IP (socket peer) on the route template; what
+    ``combine(client_ip(), route())`` gives, computed at once."""
+    return _default
+
+
+def _default(request: RequestInfo) -> str:
+    return _client_on_route(request.client_host, request.route)
 
 
 @functools.lru_cache(maxsize=4096)  # the same few clients on the same few routes
-def _default_key(client_host: str | None, template: str | None) -> str:
-    # what default() gives a request from client_host on route template, with no
-    # RequestInfo to build: the integrations' key when they were given no key function
+def _client_on_route(client_host: str | None, template: str | None) -> str:
     return f"{_escape(_ip_key(client_host))}|{_escape(f'route:{template}')}"

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from ._base import Algorithm, Check, Decide, Limits, Mode, Request
+from . import _wire as wire
+from ._base import Algorithm, Check, Entry, Limits, Mode, Outcome
 from .concurrency import Concurrency
 from .fixed_window import FixedWindow
 from .gcra import GCRA
 from .sliding_log import SlidingLog
 from .sliding_window import SlidingWindow
 
-# the rate algorithms a Limiter can use, by name
+#: the rate algorithms a Limiter can use, by name
 ALGORITHMS: dict[str, Algorithm] = {
     a.name: a for a in (FixedWindow(), SlidingWindow(), SlidingLog(), GCRA())
 }
@@ -23,8 +24,9 @@ __all__ = [
     "SCRIPTS",
     "Algorithm",
     "Check",
-    "Decide",
+    "Entry",
     "Limits",
     "Mode",
-    "Request",
+    "Outcome",
+    "wire",
 ]

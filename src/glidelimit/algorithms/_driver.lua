@@ -1,14 +1,14 @@
--- glidelimit: decide() for every rate algorithm, on the keys KEYS[first..first+rates-1].
--- Checks every rate, then commits all of them or none (a denied hit consumes nothing).
+-- glidelimit: decide() for every rate algorithm, on the keys KEYS[first..first+entries-1].
+-- Checks every entry, then commits all of them or none (a denied hit consumes nothing).
 -- check(key, limit, period, cap) returns what the Python twin's check() does, in its order:
 -- {ok, retry_ms, remaining, reset_ms, remaining once spent, reset_ms once spent, then what
 -- commit(key, c, ttl) needs}; a table with no names is the cheapest for Lua to make.
--- Returns {allowed, then per rate: ok, remaining, reset_after_ms, retry_after_ms (-1: never)}.
+-- Returns {allowed, then per entry: ok, remaining, reset_after_ms, retry_after_ms (-1: never)}.
 local function decide(first)
   local checks = {}
   local allowed = true
-  for i = 1, rates do
-    local c = check(KEYS[first + i - 1], rate(i))
+  for i = 1, entries do
+    local c = check(KEYS[first + i - 1], entry(i))
     if mode == 2 then
       c[1] = c[2] >= 0 and (max_wait < 0 or c[2] <= max_wait)
     end
@@ -17,7 +17,7 @@ local function decide(first)
   end
 
   local out = {allowed and 1 or 0}
-  for i = 1, rates do
+  for i = 1, entries do
     local c, key = checks[i], KEYS[first + i - 1]
     local remaining, reset = c[3], c[4]
     if allowed then

@@ -11,7 +11,7 @@ while at <= #ARGV[1] do
   else
     results[#results + 1] = type(out) == 'table' and (out.err or tostring(out)) or tostring(out)
   end
-  first = first + rates
+  first = first + entries
   at = next_at
 end
 return results

@@ -1,25 +1,21 @@
--- glidelimit: the head shared by every algorithm's script. The script sent to the server is
--- this file, the algorithm's own file, _driver.lua for a rate algorithm, then _main.lua.
+-- glidelimit: the head shared by every script. The script sent to the server is this file,
+-- the algorithm's own file, _driver.lua for a rate algorithm, then _main.lua.
 --
--- One call runs one or more decisions (concurrent callers' decisions coalesced into one trip).
--- ARGV[1] holds them one after another (one argument: each costs the client to send), each
--- packed as little-endian doubles (cheaper to read than text): now in ms (negative: the
--- server's clock), cost, mode (0 hit, 1 peek, 2 reserve, 3 release, 4 renew), max wait in ms
--- for reserve (-1: no limit), the length of the token, the number of rates, then limit,
--- period_ms and capacity per rate; then the token (concurrency's slot holder), as text.
--- KEYS: decision i's keys (one per rate, all under one {hash tag}) follow decision i-1's.
--- Every number is an integer below 2^53, so Lua's doubles compute exactly what Python does.
-local now, cost, mode, max_wait, rates, token, ttl_pad
+-- One call runs one or more decisions (concurrent callers' decisions share a trip), packed one
+-- after another in ARGV[1] as algorithms/_wire.py describes; parse() reads one of them.
+-- KEYS: decision i's keys (one per entry, all under one {hash tag}) follow decision i-1's.
+local now, cost, mode, max_wait, entries, holder, ttl_pad
 local at = 1 -- where the decision being made starts in ARGV[1]
 local server_now
 
 -- Reads the decision at `at` into the variables above, which the algorithm's functions use;
 -- returns where the next one starts.
 local function parse()
-  local token_length
-  now, cost, mode, max_wait, token_length, rates = struct.unpack('<dddddd', ARGV[1], at)
-  local token_at = at + 48 + 24 * rates
-  token = token_length > 0 and string.sub(ARGV[1], token_at, token_at + token_length - 1) or ''
+  local holder_length
+  now, cost, mode, max_wait, holder_length, entries = struct.unpack('<dddddd', ARGV[1], at)
+  local holder_at = at + 48 + 24 * entries
+  holder = holder_length > 0 and string.sub(ARGV[1], holder_at, holder_at + holder_length - 1)
+    or ''
   ttl_pad = 0
   if now < 0 then
     if server_now == nil then -- one clock reading per call
@@ -32,11 +28,11 @@ local function parse()
     -- keys must outlive the simulated TTL (every algorithm also detects stale state by itself).
     ttl_pad = 86400000
   end
-  return token_at + token_length
+  return holder_at + holder_length
 end
 
--- Rate i's limit, period in ms and capacity.
-local function rate(i)
+-- Entry i's limit, period in ms and capacity.
+local function entry(i)
   local limit, period, cap = struct.unpack('<ddd', ARGV[1], at + 24 + 24 * i)
   return limit, period, cap
 end

@@ -1,24 +1,24 @@
--- Concurrency: who holds a slot, as a sorted set of holder tokens scored by when their lease
--- ends. A holder that dies stops renewing, and its slot frees itself when the lease ends.
--- Follows _prelude.lua (no _driver.lua: one key, and its own modes). The one rate's limit is max
--- in flight, its period the lease in ms. Modes: 0 acquire, 1 peek, 3 release, 4 renew.
+-- Concurrency: who holds a slot, as a sorted set of holders scored by when their lease ends.
+-- A holder that dies stops renewing, and its slot frees itself when the lease ends.
+-- Follows _prelude.lua (no _driver.lua: one key, and its own modes). Its one entry is (slots,
+-- lease in ms, slots). Modes: 0 acquire, 1 peek, 3 release, 4 renew.
 -- Returns the drivers' shape: {allowed, ok, remaining, reset_ms, retry_ms}.
 local function decide(first)
-  local key, limit, lease = KEYS[first], rate(1)
+  local key, limit, lease = KEYS[first], entry(1)
   redis.call('ZREMRANGEBYSCORE', key, '-inf', now) -- the leases of holders that died
   local allowed = 0
   if mode == 3 then
-    redis.call('ZREM', key, token)
+    redis.call('ZREM', key, holder)
   elseif mode == 4 then
-    if redis.call('ZSCORE', key, token) then
-      redis.call('ZADD', key, now + lease, token)
+    if redis.call('ZSCORE', key, holder) then
+      redis.call('ZADD', key, now + lease, holder)
       allowed = 1
     end
   else
-    local held = redis.call('ZSCORE', key, token)
+    local held = redis.call('ZSCORE', key, holder)
     if held or (mode == 0 and redis.call('ZCARD', key) < limit) then
       if mode == 0 then
-        redis.call('ZADD', key, now + lease, token)
+        redis.call('ZADD', key, now + lease, holder)
       end
       allowed = 1
     end

@@ -9,7 +9,10 @@ local function check(key, limit, period, cap)
   end
   local new = count + cost
   local ok = new <= limit
-  local retry, reset0, reset1 = 0, 0, period
+  local retry, reset0, reset1 = 0, 0, 0
+  if cost > 0 then
+    reset1 = period -- a hit opens a window of one period; a check of cost 0 opens none
+  end
   if wend ~= nil then
     reset0, reset1 = wend - now, wend - now
   end

@@ -8,19 +8,20 @@ from ._base import Algorithm, Check
 class FixedWindow(Algorithm):
     """Fixed window: opens at the key's first allowed hit, lasts one period (``fixed_window.lua``).
 
-    Entry: ``(expires, count, window end in ms)``.
+    State: ``(count, window end in ms)``.
     """
 
     name = "fixed_window"
 
     def check(self, state: Any, now: int, cost: int, limit: int, period: int, cap: int) -> Check:
-        count, wend = (state[1], state[2]) if state is not None and state[2] > now else (0, None)
+        count, wend = state if state is not None and state[1] > now else (0, None)
         new = count + cost
         ok = new <= limit
-        if wend is None:
-            reset0, reset1 = 0, period
-        else:
+        if wend is not None:
             reset0 = reset1 = wend - now
+        else:
+            # a hit opens a window of one period; a check of cost 0 opens none
+            reset0, reset1 = 0, period if cost > 0 else 0
         # a fresh window only denies a cost above the limit
         retry = -1 if cost > limit else 0 if ok else reset0
         return (ok, retry, limit - count, reset0, limit - new, reset1, (new, wend))

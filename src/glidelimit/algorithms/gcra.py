@@ -8,23 +8,24 @@ from ._base import Algorithm, Check
 class GCRA(Algorithm):
     """Generic cell rate algorithm, a token bucket with continuous refill (``gcra.lua``).
 
-    Entry: ``(expires, base time in ms, backlog)``; the backlog is the time until the bucket
-    is full again in units of 1/limit ms, so one unit of cost adds exactly ``period``.
+    State: ``(base time in ms, backlog)``; the backlog is the time until the bucket is full
+    again in units of 1/limit ms, so one unit of cost adds exactly ``period``.
     """
 
     name = "gcra"
     reservable = True
 
     def check(self, state: Any, now: int, cost: int, limit: int, period: int, cap: int) -> Check:
-        # (conditionals rather than max(): this runs on every decision of the memory backend)
+        # (conditionals rather than max(): builtin calls cost, and this runs on every
+        # decision of the memory backend)
         cur = 0
         if state is not None:
-            cur = state[2] - (now - state[1]) * limit
+            cur = state[1] - (now - state[0]) * limit
             if cur < 0:
                 cur = 0
         new = cur + cost * period
         if new < 0:
-            new = 0  # a negative cost gives back a reservation
+            new = 0  # a negative cost gives a reservation back
         full = cap * period
         ok = new <= full or cost <= 0  # giving back is always allowed
         retry = -1 if cost > cap else 0 if ok else -((full - new) // limit)

@@ -8,7 +8,7 @@ from ._base import Algorithm, Check
 class SlidingWindow(Algorithm):
     """Sliding window counter (``sliding_window.lua``): approximate, O(1) memory per key.
 
-    Entry: ``(expires, window index, its count, the previous window's count)``.
+    State: ``(window index, its count, the previous window's count)``.
     """
 
     name = "sliding_window"
@@ -18,10 +18,10 @@ class SlidingWindow(Algorithm):
         x = now - w * period
         cur = prev = 0
         if state is not None:
-            if state[1] == w:
-                cur, prev = state[2], state[3]
-            elif state[1] == w - 1:
-                prev = state[2]
+            if state[0] == w:
+                cur, prev = state[1], state[2]
+            elif state[0] == w - 1:
+                prev = state[1]
         weighted = prev * (period - x) + cur * period
         new = weighted + cost * period
         ok = new <= limit * period
@@ -30,8 +30,10 @@ class SlidingWindow(Algorithm):
         elif ok:
             retry = 0
         elif cur + cost <= limit:
+            # until the previous window's weight has shrunk enough
             retry = -((-(prev * (period - x) - (limit - cur - cost) * period)) // prev)
         else:
+            # the next window, then until this window's weight has shrunk enough
             retry = period - x - ((-(cur - limit + cost) * period) // cur)
 
         def reset(n: int) -> int:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ._base import Backend
+from ._base import Backend, Executor
 from ._memory import MemoryBackend
-from ._valkey import ValkeyBackend
+from .valkey import ValkeyBackend
 
-__all__ = ["Backend", "MemoryBackend", "ValkeyBackend"]
+__all__ = ["Backend", "Executor", "MemoryBackend", "ValkeyBackend"]

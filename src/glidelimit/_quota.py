@@ -1,0 +1,91 @@
+"""A limiter's rates bound to a backend, and where their state lives: everything about a
+decision but its key and its cost."""
+
+from __future__ import annotations
+
+from typing import NoReturn
+
+from ._errors import ConfigurationError
+from ._rate import MAX_EXACT
+from .algorithms import Algorithm, Limits
+from .backends import Backend, Executor
+
+
+def key_head(name: str, prefix: str) -> bytes:
+    """How every key of a limiter named ``name`` starts, up to the caller's key.
+
+    Every key of one (limiter, key) shares the hash tag ``{name:key}``, so that a decision is
+    one script call on a cluster too. Names hold no ':', and key suffixes start at the last
+    '}', so no two (name, key, suffix) give the same key, whatever the key's text.
+    """
+    if not isinstance(name, str) or not name or any(c in name for c in "{}:"):
+        raise ConfigurationError(
+            f"limiter name must be a non-empty string without '{{', '}}' or ':', got {name!r}"
+        )
+    if not isinstance(prefix, str) or "{" in prefix or "}" in prefix:
+        raise ConfigurationError(f"prefix must be a string without braces, got {prefix!r}")
+    return f"{prefix}{{{name}:".encode()
+
+
+def encode_key(key: str) -> bytes:
+    """A caller's key as stored, the same on every backend. Any text is a key: a lone
+    surrogate (from a header of bytes that are not UTF-8, say) is encoded as it is, so it
+    is limited like any other key, never refused or confused with another."""
+    if not isinstance(key, str) or not key:
+        raise ConfigurationError(f"key must be a non-empty string, got {key!r}")
+    return key.encode("utf-8", "surrogatepass")
+
+
+class Quota:
+    """One limiter's rates (of one tier), on its backend.
+
+    Args:
+        algorithm: What decides.
+        limits: What it decides against.
+        backend: Where.
+        head: How the limiter's keys start (:func:`key_head`).
+        tails: How each entry's key ends, after the caller's key.
+        label: What HTTP headers call it: the limiter's name, or its tier's.
+    """
+
+    __slots__ = ("__weakref__", "algorithm", "backend", "execute", "head", "label", "limits",
+                 "max_cost", "tails")  # fmt: skip
+
+    def __init__(
+        self,
+        algorithm: Algorithm,
+        limits: Limits,
+        backend: Backend,
+        head: bytes,
+        tails: tuple[bytes, ...],
+        label: str,
+    ) -> None:
+        self.algorithm = algorithm
+        self.limits = limits
+        self.backend = backend
+        self.head = head
+        self.tails = tails
+        self.label = label
+        self.execute: Executor = backend.executor(algorithm, limits)
+        self.max_cost = MAX_EXACT // max(period for _, period, _ in limits.entries)
+
+    def keys(self, key: str) -> tuple[bytes, ...]:
+        """The stored keys that hold ``key``'s state, one per entry."""
+        if type(key) is not str or not key:
+            encode_key(key)  # raises, naming the bad key
+        base = self.head + key.encode("utf-8", "surrogatepass")
+        tails = self.tails
+        if len(tails) == 1:
+            return (base + tails[0],)
+        return tuple(base + tail for tail in tails)
+
+    def check_cost(self, cost: int) -> None:
+        """Raise ConfigurationError unless ``cost`` is a valid cost for these limits."""
+        if type(cost) is int and 0 <= cost <= self.max_cost:
+            return
+        self._bad_cost(cost)
+
+    def _bad_cost(self, cost: object) -> NoReturn:
+        if isinstance(cost, bool) or not isinstance(cost, int) or cost < 0:
+            raise ConfigurationError(f"cost must be a non-negative integer, got {cost!r}")
+        raise ConfigurationError(f"cost {cost} is too large (at most {self.max_cost})")

@@ -1,0 +1,205 @@
+"""Calls on their way to Valkey, and how a set of them is sent: in as few script calls as the
+server allows."""
+
+from __future__ import annotations
+
+import atexit
+import binascii
+import logging
+import time
+from typing import TYPE_CHECKING, Any, cast
+
+from ..._errors import BackendError
+from ...algorithms import Algorithm
+from ._errors import translate
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    from glide import GlideClient, GlideClusterClient, Script
+
+    Client: TypeAlias = GlideClient | GlideClusterClient
+
+logger = logging.getLogger("glidelimit")
+
+_scripts: dict[str, Script] = {}
+_code: dict[str, str] = {}  # a script's source, by its hash
+# glide's Script.__del__ logs through its FFI, which fails once the interpreter is shutting down
+atexit.register(_scripts.clear)
+_reloads = [0.0]  # when the last reload was logged
+
+
+def script(algorithm: Algorithm) -> Script:
+    """glide's Script for ``algorithm``, one per process: it sends EVALSHA and, on NOSCRIPT
+    (a flushed script cache, a restart, a failover), loads the script and tries again."""
+    found = _scripts.get(algorithm.name)
+    if found is None:
+        from glide import Script
+
+        found = _scripts[algorithm.name] = Script(algorithm.lua)
+        _code[found.get_hash()] = algorithm.lua
+    return found
+
+
+class Call:
+    """One decision on its way to Valkey: its script, keys and argument, then its answer."""
+
+    __slots__ = ("arg", "error", "keys", "name", "script", "value", "waiter")
+
+    def __init__(self, script: Script, name: str, keys: tuple[bytes, ...], arg: bytes) -> None:
+        self.script = script
+        self.name = name  # the algorithm's, for messages
+        self.keys = keys
+        self.arg = arg
+        self.value: list[int] | None = None
+        self.error: BaseException | None = None
+        self.waiter: Any = None  # what its caller waits on, while it waits in a batch
+
+    def fail(self, exc: BaseException) -> None:
+        self.error = translate(exc, f"run {self.name}")
+
+    def result(self) -> list[int]:
+        if self.error is not None:
+            raise self.error
+        if self.value is None:
+            raise BackendError(f"no answer for {self.name} (the event loop is closing?)")
+        return self.value
+
+
+async def send_one(client: Client, call: Call) -> list[int]:
+    """Send a lone call and return its answer."""
+    try:
+        answer = await client.invoke_script(call.script, keys=list(call.keys), args=[call.arg])
+    except Exception as exc:
+        raise translate(exc, f"run {call.name}") from exc
+    _deliver([call], answer)
+    return call.result()
+
+
+async def send_many(client: Client, calls: list[Call], cluster: bool) -> None:
+    """Run ``calls`` and hand each its answer or its error; raises nothing but cancellation.
+
+    The calls of one script are one script call (on a cluster, one per hash slot): it runs
+    them in order, each on its own keys. Several script calls go out as one pipeline (a
+    non-atomic glide Batch). A Batch has no NOSCRIPT fallback of its own: when the server
+    had lost a script (a restart, a failover, SCRIPT FLUSH), it is loaded, and the script
+    calls that met NOSCRIPT go again.
+    """
+    try:
+        groups = _groups(calls, cluster)
+        if len(groups) == 1:
+            await _invoke(client, groups[0])
+            return
+        again = await _pipeline(client, groups, cluster)
+        if again:
+            _log_reload()
+            await _load(client, {group[0].script for group in again}, cluster)
+            for group in await _pipeline(client, again, cluster):
+                await _invoke(client, group)  # lost again: glide's own fallback, one by one
+    except Exception as exc:  # a bug: every call raises it
+        for call in calls:
+            if call.value is None and call.error is None:
+                call.error = exc
+
+
+async def _invoke(client: Client, group: list[Call]) -> None:
+    """One script call for ``group``, through glide's ``invoke_script``."""
+    keys = [key for call in group for key in call.keys]
+    arg = b"".join([call.arg for call in group])
+    try:
+        answer = await client.invoke_script(group[0].script, keys=keys, args=[arg])
+    except Exception as exc:
+        for call in group:
+            call.fail(exc)
+    else:
+        _deliver(group, answer)
+
+
+async def _load(client: Client, scripts: set[Script], cluster: bool) -> None:
+    """Load ``scripts`` (on every primary of a cluster); a failure shows in the next calls."""
+    from glide import AllPrimaries, GlideError
+
+    for found in scripts:
+        command: list[str | bytes] = ["SCRIPT", "LOAD", _code[found.get_hash()]]
+        try:
+            if cluster:
+                await client.custom_command(command, AllPrimaries())
+            else:
+                await client.custom_command(command)
+        except GlideError:
+            pass
+
+
+def _groups(calls: list[Call], cluster: bool) -> list[list[Call]]:
+    """``calls`` by script (and hash slot, on a cluster), in order: one script call each."""
+    groups: dict[object, list[Call]] = {}
+    for call in calls:
+        where = (call.script, slot(call.keys[0])) if cluster else call.script
+        group = groups.get(where)
+        if group is None:
+            groups[where] = [call]
+        else:
+            group.append(call)
+    return list(groups.values())
+
+
+async def _pipeline(client: Client, groups: list[list[Call]], cluster: bool) -> list[list[Call]]:
+    """One script call per group, as one Batch; returns the groups that met NOSCRIPT."""
+    from glide import Batch, ClusterBatch, GlideError
+
+    batch = ClusterBatch(False) if cluster else Batch(False)
+    for group in groups:
+        keys = [key for call in group for key in call.keys]
+        sha = group[0].script.get_hash()
+        batch.custom_command(
+            ["EVALSHA", sha, str(len(keys)), *keys, b"".join([c.arg for c in group])]
+        )
+    try:
+        results = await client.exec(batch, raise_on_error=False)
+    except Exception as exc:
+        for group in groups:
+            for call in group:
+                call.fail(exc)
+        return []
+    again = []
+    for group, value in zip(groups, results or ()):
+        if not isinstance(value, GlideError):
+            _deliver(group, value)
+        elif "NoScript" in str(value) or "NOSCRIPT" in str(value):
+            again.append(group)
+        else:
+            for call in group:
+                call.fail(value)
+    return again
+
+
+def _deliver(calls: list[Call], value: object) -> None:
+    """Hand each call its entry of a script's result: a list of integers, or an error's text
+    (a decision that failed on its own, e.g. on a key of the wrong type)."""
+    results = cast("list[list[int] | bytes]", value)
+    for call, result in zip(calls, results):
+        if isinstance(result, list):
+            call.value = result
+        else:
+            text = result.decode(errors="replace")
+            call.error = BackendError(f"Valkey failed to run {call.name}: {text}")
+
+
+def _log_reload() -> None:
+    now = time.monotonic()
+    if now - _reloads[0] >= 10.0:
+        _reloads[0] = now
+        logger.warning(
+            "Valkey had lost glidelimit's scripts (a restart, a failover or SCRIPT FLUSH); "
+            "they are loaded again"
+        )
+
+
+def slot(key: bytes) -> int:
+    """The cluster hash slot of ``key`` (every key of a decision has one {hash tag})."""
+    start = key.find(b"{")
+    if start >= 0:
+        end = key.find(b"}", start + 1)
+        if end > start + 1:
+            key = key[start + 1 : end]
+    return binascii.crc_hqx(key, 0) % 16384
