@@ -115,15 +115,15 @@ def start_demo() -> Iterator[Callable[..., Demo]]:
 def shared_demos(valkey_url: str) -> Iterator[dict[str, Demo]]:
     """One demo on memory and one on Valkey, started when first asked for, for the tests
     that each use an endpoint no other test of the module uses on them."""
-    demos: dict[str, Demo] = {}
 
-    class Lazy(dict[str, Demo]):
+    class Demos(dict[str, Demo]):
         def __missing__(self, backend: str) -> Demo:
             args = [] if backend == "memory" else ["--url", valkey_url, "--name", unique()]
-            demos[backend] = self[backend] = Demo(*args)
-            return demos[backend]
+            demo = self[backend] = Demo(*args)
+            return demo
 
-    yield Lazy()
+    demos = Demos()
+    yield demos
     for demo in demos.values():
         demo.stop()
 
