@@ -13,6 +13,7 @@ TEST_DEPS = [
     "hypothesis>=6.100",
     "trio>=0.25",
     "websockets>=13",  # a real WebSocket client, and uvicorn's WebSocket server
+    "playwright>=1.45",  # drives the system's chromium for the demo page's tests
 ]
 
 

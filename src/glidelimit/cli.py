@@ -2,12 +2,14 @@
 
 ``glidelimit demo [--url URL]`` serves a FastAPI app limited by glidelimit on 127.0.0.1, fires
 bursts of real HTTP requests at it and prints what came back: on the embedded in-memory
-backend, or on Valkey at URL.
+backend, or on Valkey at URL. ``glidelimit demo --web`` serves a page instead, from which
+you fire the requests yourself and watch each algorithm decide.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import socket
 import sys
 import time
@@ -97,12 +99,69 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("demo", help="show limiting happen, on memory or on Valkey")
     run.add_argument("--url", help="a Valkey URL, e.g. valkey://127.0.0.1:6379 (default: memory)")
-    run.add_argument("--rate", default="5/2s", help="the rate to demonstrate (default 5/2s)")
-    run.add_argument("--burst", type=int, default=7, help="requests per burst (default 7)")
-    run.add_argument("--pause", type=float, default=1.0, help="seconds between the bursts")
+    run.add_argument(
+        "--rate", help="the rate to demonstrate (default 5/2s; with --web 5/10s, per endpoint)"
+    )
+    run.add_argument(
+        "--burst", type=int, help="requests per burst (default 7; with --web the page's, 8)"
+    )
+    run.add_argument(
+        "--pause", type=float, default=1.0, help="seconds between the bursts (default 1)"
+    )
+    web = run.add_argument_group("the web page (--web)")
+    web.add_argument(
+        "--web",
+        action="store_true",
+        help="serve a live page to fire requests from, until Ctrl-C (default: print bursts)",
+    )
+    web.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    web.add_argument(
+        "--no-browser", action="store_true", help="do not open a browser (default: open one)"
+    )
+    web.add_argument(
+        "--slots",
+        type=int,
+        default=2,
+        help="requests in flight per client on the concurrency endpoint (default 2)",
+    )
+    web.add_argument(
+        "--hold",
+        type=float,
+        default=1.0,
+        help="seconds each request holds its slot there (default 1)",
+    )
+    web.add_argument(
+        "--name",
+        default="demo",
+        help="starts the limiters' names; demos on one Valkey share limits under one name "
+        "(default demo)",
+    )
     args = parser.parse_args(argv)
     try:
-        anyio.run(demo, args.url, args.rate, args.burst, args.pause)
+        if args.web:
+            try:
+                from ._demo_web import serve
+            except ImportError as exc:
+                sys.exit(
+                    f"glidelimit demo needs the cli extra: pip install 'glidelimit[cli]' ({exc})"
+                )
+            anyio.run(
+                functools.partial(
+                    serve,
+                    args.url,
+                    port=args.port,
+                    rate="5/10s" if args.rate is None else args.rate,
+                    burst=8 if args.burst is None else args.burst,
+                    slots=args.slots,
+                    hold=args.hold,
+                    name=args.name,
+                    open_browser=not args.no_browser,
+                )
+            )
+        else:
+            burst = 7 if args.burst is None else args.burst
+            rate = "5/2s" if args.rate is None else args.rate
+            anyio.run(demo, args.url, rate, burst, args.pause)
     except KeyboardInterrupt:
         return 130
     return 0
