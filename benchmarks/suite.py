@@ -155,14 +155,12 @@ def script_alone_call(client: GlideClient, limiter: Limiter) -> Call:
     """glidelimit's script for ``limiter``, invoked bare: the same keys and argument as its
     ``hit()`` sends, made before the timing starts. The floor under ``hit()``'s latency at
     concurrency 1: what the server spends on the script, with no glidelimit Python around it."""
-    # the benchmark reaches into glidelimit for the exact argument its backend would send
-    from glidelimit.algorithms import ALGORITHMS
-    from glidelimit.backends._valkey import _Call, _script
+    from glidelimit.algorithms import ALGORITHMS, Limits, Mode, wire
 
-    algorithm = ALGORITHMS[limiter.algorithm]
-    script = _script(algorithm)
+    script = Script(ALGORITHMS[limiter.algorithm].lua)
     keys = {f"k{i}": list(limiter.keys(f"alone{i}")) for i in range(KEYS)}
-    arg = _Call(algorithm, limiter._request(keys["k0"], 1)).arg  # the same for every key
+    limits = Limits.of(limiter.rates, limiter.capacities)
+    arg = wire.encode(limits.packed, 1, Mode.HIT, -1, b"")  # the same for every key
 
     async def call(key: str) -> bool:
         answer: Any = await client.invoke_script(script, keys=keys[key], args=[arg])

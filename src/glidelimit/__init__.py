@@ -8,11 +8,11 @@
 from ._breaker import CircuitBreaker as CircuitBreaker
 from ._concurrency import ConcurrencyLimiter as ConcurrencyLimiter
 from ._decision import Decision as Decision
+from ._decision import RateLimitExceeded as RateLimitExceeded
 from ._decision import RateState as RateState
 from ._errors import BackendError as BackendError
 from ._errors import ConfigurationError as ConfigurationError
 from ._errors import GlideLimitError as GlideLimitError
-from ._errors import RateLimitExceeded as RateLimitExceeded
 from ._errors import UsageError as UsageError
 from ._limiter import Limiter as Limiter
 from ._rate import Rate as Rate

@@ -13,11 +13,11 @@ from types import TracebackType
 import anyio
 
 from ._breaker import CircuitBreaker
-from ._decision import Decision, decode
-from ._errors import ConfigurationError, RateLimitExceeded
+from ._decision import Decision, RateLimitExceeded
+from ._errors import ConfigurationError
 from ._guard import FailurePolicy, Guard, Undo
 from ._limiter import checked_backend
-from ._quota import Quota, key_head
+from ._quota import Quota, decode, key_head
 from ._runtime import spawn
 from .algorithms import CONCURRENCY, Limits, Mode
 from .backends import Backend

@@ -4,7 +4,8 @@ All of them derive from one base class::
 
     GlideLimitError
     ├── ConfigurationError (also a ValueError)  bad rate text, algorithm, cost, key, URL, ...
-    ├── RateLimitExceeded                        acquire() could not be allowed in time
+    ├── RateLimitExceeded                        acquire() could not be allowed in time (it is
+    │                                            defined beside the Decision it carries)
     ├── BackendError                             the store is unavailable; the client's error is
     │                                            __cause__ (a failure policy may decide instead)
     └── UsageError (also a RuntimeError)         glidelimit was used in a way that cannot work:
@@ -16,11 +17,6 @@ is raised, whatever the policy.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from ._decision import Decision
-
 
 class GlideLimitError(Exception):
     """Base class of every error glidelimit raises."""
@@ -28,22 +24,6 @@ class GlideLimitError(Exception):
 
 class ConfigurationError(GlideLimitError, ValueError):
     """A value given to glidelimit is not valid; the message names it and what is accepted."""
-
-
-class RateLimitExceeded(GlideLimitError):
-    """A request could not be allowed (in time).
-
-    Attributes:
-        decision: The denying decision; ``decision.retry_after`` says when to try again
-            (``math.inf`` when the cost can never be allowed).
-    """
-
-    def __init__(self, decision: Decision, message: str | None = None) -> None:
-        self.decision = decision
-        super().__init__(
-            message
-            or f"rate limit {decision.rate} exceeded: retry after {decision.retry_after:.3f}s"
-        )
 
 
 class BackendError(GlideLimitError):

@@ -16,9 +16,9 @@ import anyio
 
 from ._breaker import CircuitBreaker
 from ._budget import Budget
-from ._decision import Decision, decode, degraded
+from ._decision import Decision
 from ._errors import BackendError, ConfigurationError
-from ._quota import Quota
+from ._quota import Quota, decode, degraded
 from ._runtime import spawn
 from .algorithms import Mode
 from .backends import Backend, Executor

@@ -11,10 +11,10 @@ from typing import ParamSpec, TypeVar
 import anyio
 
 from ._breaker import CircuitBreaker
-from ._decision import Decision, decode
-from ._errors import ConfigurationError, RateLimitExceeded
+from ._decision import Decision, RateLimitExceeded
+from ._errors import ConfigurationError
 from ._guard import FailurePolicy, Guard
-from ._quota import Quota, key_head
+from ._quota import Quota, decode, key_head
 from ._rate import MAX_EXACT, Rate, to_rates
 from ._runtime import spawn
 from .algorithms import ALGORITHMS, Limits, Mode
@@ -171,7 +171,8 @@ class Limiter:
         """
         quota = self._quota
         keys = quota.keys(key)
-        quota.check_cost(cost)
+        if type(cost) is not int or not 0 <= cost <= quota.max_cost:
+            quota.check_cost(cost)
         answer = quota.execute(keys, cost, _HIT, -1, b"")
         if isinstance(answer, list):
             return decode(answer, quota.limits)

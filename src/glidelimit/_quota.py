@@ -3,12 +3,18 @@ decision but its key and its cost."""
 
 from __future__ import annotations
 
+import math
 from typing import NoReturn
 
+from ._decision import Decision, RateState
 from ._errors import ConfigurationError
 from ._rate import MAX_EXACT
 from .algorithms import Algorithm, Limits
 from .backends import Backend, Executor
+
+# A named tuple made from a tuple of all its fields: no argument handling, about half the cost
+# of calling the class (every decision makes a RateState and a Decision).
+_make = tuple.__new__
 
 
 def key_head(name: str, prefix: str) -> bytes:
@@ -89,3 +95,60 @@ class Quota:
         if isinstance(cost, bool) or not isinstance(cost, int) or cost < 0:
             raise ConfigurationError(f"cost must be a non-negative integer, got {cost!r}")
         raise ConfigurationError(f"cost {cost} is too large (at most {self.max_cost})")
+
+
+def decode(raw: list[int], limits: Limits, degraded: bool = False) -> Decision:
+    """The Decision that an algorithm's raw result stands for (see ``algorithms/_driver.lua``):
+    ``[allowed, then per entry: ok, remaining, reset_after_ms, retry_after_ms (-1: never)]``."""
+    allowed = raw[0] == 1
+    rates = limits.rates
+    if len(raw) == 5:  # one entry, the common case: no search for the binding rate
+        _, remaining, reset, wait = raw[1:5]
+        cap = limits.entries[0][2]
+        retry = math.inf if wait < 0 else wait / 1000
+        if not rates:  # a concurrency limiter's
+            return _make(
+                Decision, (allowed, cap, remaining, reset / 1000, retry, None, degraded, ())
+            )
+        rate = rates[0]
+        state = _make(RateState, (rate, cap, remaining, reset / 1000))
+        return _make(
+            Decision, (allowed, cap, remaining, reset / 1000, retry, rate, degraded, (state,))
+        )
+    states = []
+    retry_ms = 0.0
+    best, best_key = 0, (math.inf, 0.0)
+    for i, (rate, (_, _, cap)) in enumerate(zip(rates, limits.entries)):
+        ok, remaining, reset, wait = raw[1 + 4 * i : 5 + 4 * i]
+        states.append(RateState(rate, cap, remaining, reset / 1000))
+        wait_ms = math.inf if wait < 0 else float(wait)
+        retry_ms = max(retry_ms, wait_ms)
+        # binding: the denying rate that waits longest, or else the one with least room
+        key = (float(ok), -wait_ms) if not allowed else (float(remaining), -float(reset))
+        if key < best_key:
+            best, best_key = i, key
+    binding = states[best]
+    return Decision(
+        allowed,
+        binding.limit,
+        binding.remaining,
+        binding.reset_after,
+        retry_ms / 1000,
+        binding.rate,
+        degraded,
+        tuple(states),
+    )
+
+
+def degraded(limits: Limits, cost: int, allow: bool) -> list[int]:
+    """The raw result of a decision made without the backend: every entry allows ``cost``
+    (full capacity), or every entry denies it for a period."""
+    if allow:
+        out = [1]
+        for _, _, cap in limits.entries:
+            out += (1, max(cap - cost, 0), 0, 0)
+    else:
+        out = [0]
+        for _, period, _ in limits.entries:
+            out += (0, 0, period, period)
+    return out

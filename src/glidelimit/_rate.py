@@ -98,7 +98,14 @@ class Rate:
 
 def to_rates(rates: Rate | str | Sequence[Rate | str]) -> tuple[Rate, ...]:
     """Normalise a limiter's ``rates`` argument to a non-empty tuple of distinct Rates."""
-    items = [rates] if isinstance(rates, (Rate, str)) else list(rates)
+    if isinstance(rates, (Rate, str)):
+        items: list[object] = [rates]
+    elif isinstance(rates, (list, tuple)):
+        items = list(rates)
+    else:
+        raise ConfigurationError(
+            f"rates must be a Rate, a string like '100/minute', or a list of them, got {rates!r}"
+        )
     if not items:
         raise ConfigurationError("a limiter needs at least one rate, got none")
     parsed = []

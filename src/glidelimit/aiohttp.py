@@ -23,8 +23,7 @@ except ImportError as exc:  # pragma: no cover
     ) from exc
 
 from ._concurrency import ConcurrencyLimiter
-from ._decision import Decision
-from ._errors import RateLimitExceeded
+from ._decision import Decision, RateLimitExceeded
 from ._http import (
     PROBLEM_JSON,
     HeaderStyle,

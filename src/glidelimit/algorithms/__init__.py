@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from . import _wire as wire
-from ._base import Algorithm, Check, Entry, Limits, Mode, Outcome
+from ._base import Algorithm, Check, Entry, Limits, Mode, Owner, Store
 from .concurrency import Concurrency
 from .fixed_window import FixedWindow
 from .gcra import GCRA
@@ -27,6 +27,7 @@ __all__ = [
     "Entry",
     "Limits",
     "Mode",
-    "Outcome",
+    "Owner",
+    "Store",
     "wire",
 ]

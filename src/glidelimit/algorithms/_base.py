@@ -2,7 +2,7 @@
 
 A backend only executes an algorithm: Valkey runs the script, the memory backend runs
 :meth:`Algorithm.decide` on its own store. Both return the same flat list of integers,
-which :func:`glidelimit._decision.decode` turns into a Decision.
+which :func:`glidelimit._quota.decode` turns into a Decision.
 """
 
 from __future__ import annotations
@@ -71,9 +71,12 @@ class Limits:
 #: in ms as things stand (``*0``) and once this cost is consumed (``*1``), and what
 #: ``commit()`` needs. A plain tuple: one is made for every decision.
 Check: TypeAlias = tuple[bool, int, int, int, int, int, Any]
-#: What :meth:`Algorithm.decide` returns: the script's result, and per key the state to store
-#: with its TTL in ms (None: store nothing, for a decision that changed nothing).
-Outcome: TypeAlias = tuple[list[int], "list[tuple[Any, int]] | None"]
+#: What a state belongs to: its algorithm and the entry it was decided on (one per limiter's
+#: rate, shared by all its keys), so that a full store can judge what forgetting it gives away.
+Owner: TypeAlias = tuple["Algorithm", Entry]
+#: The memory backend's store, as the Python twins read and write it: ``key -> (expires at in
+#: ms, owner, state)``; a key that has expired holds no state.
+Store: TypeAlias = dict[bytes, tuple[int, Owner, Any]]
 
 _PEEK, _RESERVE = int(Mode.PEEK), int(Mode.RESERVE)
 
@@ -116,35 +119,54 @@ class Algorithm:
 
     def decide(
         self,
-        states: list[Any],
-        entries: tuple[Entry, ...],
+        store: Store,
+        keys: tuple[bytes, ...],
+        owners: tuple[Owner, ...],
         cost: int,
         mode: int,
         max_wait: int,
         holder: bytes,
         now: int,
-    ) -> Outcome:
-        """Twin of ``_driver.lua``: check every entry, then commit all of them or none."""
-        check = self.check
-        out = [1]
-        checks = []
-        for state, (limit, period, cap) in zip(states, entries):
+    ) -> list[int]:
+        """Twin of ``_driver.lua``, on ``store``: check every entry, then commit all of them
+        or none, each key kept exactly as long as its state matters. Returns the script's
+        result."""
+        check, commit = self.check, self.commit
+        if len(keys) == 1:  # one entry (most limiters): the steps below, without their lists
+            key, owner = keys[0], owners[0]
+            limit, period, cap = owner[1]
+            stored = store.pop(key, None)  # put back, or written anew: either way the newest
+            state = stored[2] if stored is not None and stored[0] > now else None
             c = check(state, now, cost, limit, period, cap)
-            # a reservation is allowed if its wait is within max_wait
-            ok = c[1] >= 0 and (max_wait < 0 or c[1] <= max_wait) if mode == _RESERVE else c[0]
-            if not ok:
-                out[0] = 0
-            checks.append((ok, c))
-        if not out[0]:
-            for ok, c in checks:
-                out += (1 if ok else 0, c[2], c[3], c[1])
-            return out, None
-        for _, c in checks:
+            ok = c[0] if mode != _RESERVE else c[1] >= 0 and (max_wait < 0 or c[1] <= max_wait)
+            if not ok or mode == _PEEK:
+                if state is not None:
+                    store[key] = stored  # type: ignore[assignment]
+                return [1, 1, c[4], c[5], c[1]] if ok else [0, 0, c[2], c[3], c[1]]
+            if c[5] > 0:
+                store[key] = (now + c[5], owner, commit(state, c[6], c[5], now, cost))
+            return [1, 1, c[4], c[5], c[1]]
+        found = []
+        allowed = True
+        for key, owner in zip(keys, owners):
+            limit, period, cap = owner[1]
+            stored = store.get(key)
+            state = stored[2] if stored is not None and stored[0] > now else None
+            c = check(state, now, cost, limit, period, cap)
+            if mode == _RESERVE:  # allowed if the wait is within max_wait
+                c = (c[1] >= 0 and (max_wait < 0 or c[1] <= max_wait), *c[1:])
+            allowed = allowed and c[0]
+            found.append((key, owner, state, c))
+        if not allowed:
+            out = [0]
+            for _, _, _, c in found:
+                out += (1 if c[0] else 0, c[2], c[3], c[1])
+            return out
+        out = [1]
+        for key, owner, state, c in found:
             out += (1, c[4], c[5], c[1])
-        if mode == _PEEK:
-            return out, None
-        commit = self.commit
-        return out, [
-            (commit(state, c[6], c[5], now, cost) if c[5] > 0 else None, c[5])
-            for state, (_, c) in zip(states, checks)
-        ]
+            if mode != _PEEK:
+                store.pop(key, None)
+                if c[5] > 0:
+                    store[key] = (now + c[5], owner, commit(state, c[6], c[5], now, cost))
+        return out

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from ._base import Algorithm, Entry, Mode, Outcome
+from ._base import Algorithm, Entry, Mode, Owner, Store
 
 
 class Concurrency(Algorithm):
@@ -17,16 +17,19 @@ class Concurrency(Algorithm):
 
     def decide(
         self,
-        states: list[Any],
-        entries: tuple[Entry, ...],
+        store: Store,
+        keys: tuple[bytes, ...],
+        owners: tuple[Owner, ...],
         cost: int,
         mode: int,
         max_wait: int,
         holder: bytes,
         now: int,
-    ) -> Outcome:
-        limit, lease, _ = entries[0]
-        held: dict[bytes, int] = states[0][0] if states[0] is not None else {}
+    ) -> list[int]:
+        key, owner = keys[0], owners[0]
+        limit, lease, _ = owner[1]
+        stored = store.get(key)
+        held: dict[bytes, int] = stored[2][0] if stored is not None and stored[0] > now else {}
         holders = {h: end for h, end in held.items() if end > now}
         allowed = False
         if mode == Mode.RELEASE:
@@ -40,12 +43,13 @@ class Concurrency(Algorithm):
                 holders[holder] = now + lease
             allowed = True
         reset = retry = 0
+        store.pop(key, None)
         if holders:
             reset = max(holders.values()) - now
             if not allowed:
                 retry = min(holders.values()) - now
-        out = [int(allowed), int(allowed), max(limit - len(holders), 0), reset, retry]
-        return out, [((holders,) if holders else None, reset)]
+            store[key] = (now + reset, owner, (holders,))
+        return [int(allowed), int(allowed), max(limit - len(holders), 0), reset, retry]
 
     def used(self, state: Any, now: int, entry: Entry) -> float:
         return sum(1 for end in state[0].values() if end > now) / entry[0]

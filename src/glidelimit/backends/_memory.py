@@ -6,19 +6,16 @@ from itertools import islice
 from typing import Any
 
 from .._errors import ConfigurationError, UsageError
-from ..algorithms import Algorithm, Entry, Limits
+from ..algorithms import Algorithm, Limits, Owner, Store
 from ._base import Executor
 
 _FIRST_SWEEP = 1024  # keys held before the first sweep for expired ones
 
-#: What a stored key's state belongs to, so that its worth can be judged when the store is
-#: full: the algorithm and the entry it was decided on (one per limiter's rate, shared).
-Context = tuple[Algorithm, Entry]
-
 
 class _Store:
-    """The keys' entries, ``key -> (expires at in ms, context, state)``, least recently
-    written first (a write deletes the key and inserts it again), and bounded."""
+    """The keys' entries, ``key -> (expires at in ms, owner, state)`` (see
+    :data:`~glidelimit.algorithms.Store`), least recently written first (a write deletes the
+    key and inserts it again), and bounded."""
 
     __slots__ = ("batch", "bound", "closed", "data", "max_keys", "scale", "sweep_at", "ticks")
 
@@ -31,25 +28,10 @@ class _Store:
             self.ticks, self.scale = time.monotonic_ns, 1_000_000
         else:
             self.ticks, self.scale = lambda: int(clock() * 1000), 1
-        self.data: dict[bytes, tuple[int, Context, Any]] = {}
+        self.data: Store = {}
         self.sweep_at = _FIRST_SWEEP
         self.bound = min(self.sweep_at, max_keys)  # past this many keys, grown() runs
         self.closed = False
-
-    def write(
-        self,
-        keys: tuple[bytes, ...],
-        writes: list[tuple[Any, int]],
-        contexts: tuple[Context, ...],
-        now: int,
-    ) -> None:
-        data = self.data
-        for key, (state, ttl), context in zip(keys, writes, contexts):
-            data.pop(key, None)
-            if ttl > 0:
-                data[key] = (now + ttl, context, state)
-        if len(data) > self.bound:
-            self.grown(now)
 
     def grown(self, now: int) -> None:
         """Past ``bound`` keys: sweep expired keys, then evict past ``max_keys``."""
@@ -70,7 +52,7 @@ class _Store:
         data = self.data
         seen = list(islice(data.items(), 2 * self.batch))
 
-        def worth(item: tuple[bytes, tuple[int, Context, Any]]) -> float:
+        def worth(item: tuple[bytes, tuple[int, Owner, Any]]) -> float:
             expires, (algorithm, entry), state = item[1]
             return algorithm.used(state, now, entry) if expires > now else 0.0
 
@@ -135,8 +117,7 @@ class MemoryBackend:
         :class:`~glidelimit.backends.Executor`)."""
         store = self._store
         data, ticks, scale = store.data, store.ticks, store.scale
-        entries = limits.entries
-        contexts = tuple((algorithm, entry) for entry in entries)
+        owners = tuple((algorithm, entry) for entry in limits.entries)
         decide = algorithm.decide
 
         def execute(
@@ -145,13 +126,9 @@ class MemoryBackend:
             if store.closed:
                 raise UsageError("this MemoryBackend is closed")
             now = ticks() // scale
-            states = []
-            for key in keys:
-                stored = data.get(key)
-                states.append(stored[2] if stored is not None and stored[0] > now else None)
-            out, writes = decide(states, entries, cost, mode, max_wait, holder, now)
-            if writes is not None:
-                store.write(keys, writes, contexts, now)
+            out = decide(data, keys, owners, cost, mode, max_wait, holder, now)
+            if len(data) > store.bound:
+                store.grown(now)
             return out
 
         return execute
