@@ -14,6 +14,8 @@ TEST_DEPS = [
     "trio>=0.25",
     "websockets>=13",  # a real WebSocket client, and uvicorn's WebSocket server
     "playwright>=1.45",  # drives the system's chromium for the demo page's tests
+    "opentelemetry-sdk>=1.20",  # reads the metrics back in tests
+    "opentelemetry-exporter-prometheus>=0.41b0",  # the Prometheus example
 ]
 
 

@@ -15,7 +15,10 @@ from ._errors import ConfigurationError as ConfigurationError
 from ._errors import GlideLimitError as GlideLimitError
 from ._errors import UsageError as UsageError
 from ._limiter import Limiter as Limiter
+from ._metrics import instrument as instrument
+from ._metrics import uninstrument as uninstrument
 from ._rate import Rate as Rate
+from ._tiers import Tiers as Tiers
 from ._version import __version__ as __version__
 from .backends import Backend as Backend
 from .backends import MemoryBackend as MemoryBackend
@@ -34,6 +37,9 @@ __all__ = [
     "Rate",
     "RateLimitExceeded",
     "RateState",
+    "Tiers",
     "UsageError",
     "ValkeyBackend",
+    "instrument",
+    "uninstrument",
 ]

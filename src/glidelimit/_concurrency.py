@@ -86,7 +86,9 @@ class ConcurrencyLimiter:
         self.lease = lease
         self.name = name
         self.backend = checked_backend(backend)
-        self._guard = Guard(name, on_backend_error, backend_timeout, breaker, False)
+        self._guard = Guard(
+            name, self.backend, on_backend_error, backend_timeout, breaker, False, concurrency=True
+        )
         limits = Limits.slots(max_inflight, round(lease * 1000))
         tail = f"}}:concurrency:{max_inflight}".encode()
         self._quota = Quota(
@@ -146,7 +148,12 @@ class ConcurrencyLimiter:
             raise ConfigurationError(f"timeout must be None or seconds >= 0, got {timeout!r}")
         self._quota.keys(key)  # a bad key is refused before anything is sent
         holder = uuid.uuid4().hex.encode()
+        started = time.perf_counter()
         decision = await self._wait_for_slot(key, holder, timeout)
+        meter = self._guard.meter
+        if meter is not None:
+            meter.waited(time.perf_counter() - started)
+            meter.in_flight += 1
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._renew, key, holder)
@@ -161,7 +168,11 @@ class ConcurrencyLimiter:
                 raise error from error.__cause__
             raise
         finally:
-            await self._release(key, holder)
+            try:
+                await self._release(key, holder)
+            finally:
+                if meter is not None:
+                    meter.in_flight -= 1
 
     async def _release(self, key: str, holder: bytes) -> None:
         # on a task of its own, which no cancellation of this one cuts short

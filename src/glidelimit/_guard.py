@@ -18,6 +18,7 @@ from ._breaker import CircuitBreaker
 from ._budget import Budget
 from ._decision import Decision
 from ._errors import BackendError, ConfigurationError
+from ._metrics import Meter, meter_for
 from ._quota import Quota, decode, degraded
 from ._runtime import spawn
 from .algorithms import Mode
@@ -40,12 +41,14 @@ class Guard:
     """Resilience for one limiter.
 
     Args:
-        name: The limiter's, for log lines.
+        name: The limiter's, for log lines and metrics.
+        backend: The limiter's backend.
         policy: What a decision is when the backend is unavailable: ``"allow"``, ``"deny"``,
             ``"raise"``, or a Backend to decide on instead.
         budget: Seconds a decision may wait for the backend, or None.
         breaker: Skips a backend that keeps failing.
         deny_cache: Whether denials are remembered in this process until they expire.
+        concurrency: Whether it guards a concurrency limiter (for metrics).
 
     Raises:
         ConfigurationError: Naming the bad argument.
@@ -54,10 +57,12 @@ class Guard:
     def __init__(
         self,
         name: str,
+        backend: Backend,
         policy: FailurePolicy | Backend,
         budget: float | None,
         breaker: CircuitBreaker | None,
         deny_cache: bool,
+        concurrency: bool = False,
     ) -> None:
         if not (policy in _POLICIES or isinstance(policy, Backend)):
             raise ConfigurationError(
@@ -81,6 +86,10 @@ class Guard:
         self._denied: dict[bytes, tuple[float, int, Decision]] | None = {} if deny_cache else None
         self._fallbacks: weakref.WeakKeyDictionary[Quota, Executor] = weakref.WeakKeyDictionary()
         self._last_warning = -math.inf
+        self.backend_kind = backend.kind
+        self.concurrency = concurrency
+        #: The limiter's metrics, while they are on (see :func:`glidelimit.instrument`).
+        self.meter: Meter | None = meter_for(self)
 
     async def settle(
         self,
@@ -135,6 +144,9 @@ class Guard:
                     finally:
                         budget.end(watch)
         except BackendError as exc:
+            meter = self.meter
+            if meter is not None:
+                meter.error(exc)
             opened = not breaker.open
             breaker.failed(exc)
             if opened and breaker.open:
@@ -142,9 +154,13 @@ class Guard:
                     "limiter %r: backend skipped for %gs after %d failures in a row: %s",
                     self.name, breaker.cooldown, breaker.failures, exc,
                 )  # fmt: skip
+                if meter is not None:
+                    meter.breaker("open")
             return await self._degraded(quota, keys, cost, mode, max_wait, holder, exc)
         if breaker.open:
             logger.warning("limiter %r: backend back", self.name)
+            if self.meter is not None:
+                self.meter.breaker("closed")
         breaker.succeeded()
         decision = decode(raw, quota.limits)
         if cache is not None and not decision.allowed and decision.retry_after < math.inf:

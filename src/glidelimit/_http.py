@@ -13,8 +13,9 @@ from ._concurrency import ConcurrencyLimiter
 from ._decision import Decision
 from ._errors import ConfigurationError
 from ._limiter import Limiter
+from ._quota import Quota
 from ._rate import Rate
-from ._request_info import CostFunc, ExemptFunc, KeyFunc, RequestInfo, resolve
+from ._request_info import CostFunc, ExemptFunc, KeyFunc, RequestInfo, TierFunc, resolve
 from .keys import client_ip, default
 
 HeaderStyle: TypeAlias = Literal["ietf", "ietf+legacy", "none"]
@@ -42,30 +43,28 @@ def as_limiter(limiter: LimiterLike, hint: str, where: str) -> Limiter:
 
 
 class Policy:
-    """How one limiter speaks HTTP: its header values and its 429 body.
+    """How one limiter's rates (of one tier) speak HTTP: header values and the 429 body.
 
     Args:
-        limiter: The limiter whose decisions these are.
+        quota: The rates whose decisions these are (``limiter.quota(tier)``).
         headers: ``"ietf"`` (``RateLimit-Policy`` and ``RateLimit``, from
             draft-ietf-httpapi-ratelimit-headers), ``"ietf+legacy"`` (also
             ``X-RateLimit-Limit/Remaining/Reset``; Reset is in delta seconds, not a timestamp),
             or ``"none"``. ``Retry-After`` is always sent with a 429.
     """
 
-    def __init__(self, limiter: Limiter, headers: HeaderStyle = "ietf") -> None:
+    def __init__(self, quota: Quota, headers: HeaderStyle = "ietf") -> None:
         if headers not in _STYLES:
             raise ConfigurationError(f"headers must be one of {list(_STYLES)}, got {headers!r}")
-        self.limiter = limiter
         self.style = headers
-        rates = limiter.rates
-        # one policy per rate; a single rate's policy is named after the limiter
-        self.names = (
-            [limiter.name] if len(rates) == 1 else [f"{limiter.name}:{rate}" for rate in rates]
-        )
+        self.rates = rates = quota.limits.rates
+        # one policy per rate; a single rate's policy is named after the limiter (or tier)
+        label = quota.label
+        self.names = [label] if len(rates) == 1 else [f"{label}:{rate}" for rate in rates]
         self._quoted = [_sf_string(name) for name in self.names]
         self._policy = ", ".join(
             f"{quoted};q={cap};w={math.ceil(rate.period)}"
-            for quoted, rate, cap in zip(self._quoted, rates, limiter.capacities)
+            for quoted, rate, cap in zip(self._quoted, rates, quota.limits.capacities)
         )
 
     def _ratelimit(self, decision: Decision) -> str:
@@ -94,7 +93,7 @@ class Policy:
     def problem(self, decision: Decision) -> bytes:
         """The 429 body, an RFC 9457 problem (``application/problem+json``)."""
         rate = decision.rate
-        binding = self.names[self.limiter.rates.index(rate)] if rate else self.names[0]
+        binding = self.names[self.rates.index(rate)] if rate in self.rates else self.names[0]
         if math.isinf(decision.retry_after):
             detail = f"This request costs more than rate limit {rate} ever allows."
         else:
@@ -129,7 +128,7 @@ def _sf_string(text: str) -> str:
 
 
 class HttpLimit:
-    """Decides one request: exemption, key, cost, then the limiter's hit.
+    """Decides one request: exemption, key, cost and tier, then the limiter's hit.
 
     Args:
         limiter: The limiter.
@@ -138,6 +137,12 @@ class HttpLimit:
         cost: Units each request costs, or a function of the request that says.
         headers: Which rate-limit headers to send (see :class:`Policy`).
         exempt: A predicate (sync or async): True leaves the request unlimited.
+        tier: With a limiter of :class:`~glidelimit.Tiers`: the tier, or a function of the
+            request that says (the user's plan, say); default: the tiers' lookup of the key,
+            or their default tier.
+
+    Raises:
+        ConfigurationError: Naming the bad argument.
     """
 
     def __init__(
@@ -148,17 +153,35 @@ class HttpLimit:
         cost: int | CostFunc = 1,
         headers: HeaderStyle = "ietf",
         exempt: ExemptFunc | None = None,
+        tier: str | TierFunc | None = None,
     ) -> None:
         if isinstance(cost, bool) or not ((isinstance(cost, int) and cost >= 0) or callable(cost)):
             raise ConfigurationError(f"cost must be an integer >= 0 or a function, got {cost!r}")
+        if tier is not None and limiter.tiers is None:
+            raise ConfigurationError(f"tier given, but limiter {limiter.name!r} has no tiers")
+        if isinstance(tier, str):
+            limiter.quota(tier)  # an unknown tier is refused now
         self.limiter = limiter
-        self.policy = Policy(limiter, headers)
+        self.style = headers
         self.key = default() if key is None else key
         self.cost = cost
         self.exempt = exempt
+        self.tier = tier
+        self._policies: dict[Quota, Policy] = {}
+        self.policy(limiter.quota())  # a bad header style is refused now
 
-    async def decide(self, request: RequestInfo) -> Decision | None:
-        """The decision for ``request``, or None when it is not limited."""
+    def policy(self, quota: Quota) -> Policy:
+        """How the decisions of ``quota`` speak HTTP (made once per quota)."""
+        policy = self._policies.get(quota)
+        if policy is None:
+            if len(self._policies) > 64:  # quotas of tiers whose rates changed since
+                self._policies.clear()
+            policy = self._policies[quota] = Policy(quota, self.style)
+        return policy
+
+    async def decide(self, request: RequestInfo) -> tuple[Decision, Policy] | None:
+        """The decision for ``request`` and how it speaks HTTP, or None when it is not
+        limited."""
         if self.exempt is not None and await resolve(self.exempt(request)):
             return None
         key = self.key(request)
@@ -167,7 +190,14 @@ class HttpLimit:
             if key is None:
                 return None
         cost = self.cost if isinstance(self.cost, int) else await resolve(self.cost(request))
-        return await self.limiter.hit(key, cost)
+        limiter = self.limiter
+        tier = self.tier
+        if tier is not None and not isinstance(tier, str):
+            tier = await resolve(tier(request))
+        elif tier is None and limiter.tiers is not None:
+            tier = await limiter.tier_of(key)
+        decision = await limiter.hit(key, cost, tier=tier)
+        return decision, self.policy(limiter.quota(tier))
 
 
 class InFlightLimit:

@@ -5,6 +5,7 @@ import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from time import perf_counter
 from types import TracebackType
 from typing import ParamSpec, TypeVar
 
@@ -17,6 +18,7 @@ from ._guard import FailurePolicy, Guard
 from ._quota import Quota, decode, key_head
 from ._rate import MAX_EXACT, Rate, to_rates
 from ._runtime import spawn
+from ._tiers import Tiers
 from .algorithms import ALGORITHMS, Limits, Mode
 from .backends import Backend, MemoryBackend
 
@@ -53,7 +55,8 @@ class Limiter:
 
     Args:
         rates: A :class:`Rate`, a string such as ``"100/minute"``, or a list of them; several
-            rates are checked atomically in one backend call, all or nothing.
+            rates are checked atomically in one backend call, all or nothing. Or
+            :class:`Tiers`: rates chosen per decision (``hit(key, tier="pro")``) or per key.
         algorithm: ``"gcra"`` (default), ``"fixed_window"``, ``"sliding_window"`` or
             ``"sliding_log"``.
         backend: Where decisions are made; None means the process-wide ``MemoryBackend()``.
@@ -62,7 +65,7 @@ class Limiter:
             the same name (and prefix) on one backend share their counters.
         prefix: Starts every key this limiter stores.
         burst: ``gcra`` only: the bucket's capacity (default: the rate's limit); a list gives
-            one per rate.
+            one per rate (not with tiers).
         on_backend_error: What a decision is when the backend is unavailable (unreachable,
             timed out, refusing writes): ``"allow"`` (fail open), ``"deny"``, ``"raise"``
             (:class:`BackendError`), or another Backend to decide on. Decisions made this way
@@ -86,7 +89,7 @@ class Limiter:
 
     def __init__(
         self,
-        rates: Rate | str | Sequence[Rate | str],
+        rates: Rate | str | Sequence[Rate | str] | Tiers,
         *,
         algorithm: str = "gcra",
         backend: Backend | None = None,
@@ -98,7 +101,14 @@ class Limiter:
         breaker: CircuitBreaker | None = None,
         local_cache: bool = False,
     ) -> None:
-        self.rates = to_rates(rates)
+        #: The rates' tiers, when they are chosen per decision.
+        self.tiers: Tiers | None = None
+        if isinstance(rates, Tiers):
+            self.tiers = rates
+            #: The rates (with tiers: the default tier's).
+            self.rates = rates[rates.default]
+        else:
+            self.rates = to_rates(rates)
         if algorithm not in ALGORITHMS:
             raise ConfigurationError(
                 f"unknown algorithm {algorithm!r}; expected one of {sorted(ALGORITHMS)}"
@@ -106,13 +116,59 @@ class Limiter:
         self.algorithm = algorithm
         self.backend = checked_backend(backend)
         self.name = name
-        head = key_head(name, prefix)
-        self._guard = Guard(name, on_backend_error, backend_timeout, breaker, local_cache)
-        limits = Limits.of(self.rates, self._capacities(burst))
-        tails = tuple(f"}}:{algorithm}:{r.limit}:{r.period_ms}".encode() for r in self.rates)
-        self._quota = Quota(ALGORITHMS[algorithm], limits, self.backend, head, tails, name)
+        self._head = key_head(name, prefix)
+        self._guard = Guard(
+            name, self.backend, on_backend_error, backend_timeout, breaker, local_cache
+        )
+        if self.tiers is not None and burst is not None:
+            raise ConfigurationError("burst cannot be given with tiers: each tier's is its limit")
+        self._capacities = self._checked_bursts(burst)
+        # a fixed limiter's one quota; a tiered limiter makes one per tier, as they are used
+        self._quota: Quota | None = None if self.tiers is not None else self._make_quota(None)
+        self._tiered: dict[str, Quota] = {}
 
-    def _capacities(self, burst: int | Sequence[int] | None) -> tuple[int, ...]:
+    def _make_quota(self, tier: str | None) -> Quota:
+        algorithm = self.algorithm
+        if tier is None:
+            rates, capacities, label, part = self.rates, self._capacities, self.name, ""
+        else:
+            assert self.tiers is not None
+            rates, label, part = self.tiers[tier], tier, f"{tier}:"
+            capacities = tuple(r.limit for r in rates)
+        tails = tuple(f"}}:{part}{algorithm}:{r.limit}:{r.period_ms}".encode() for r in rates)
+        limits = Limits.of(rates, capacities)
+        return Quota(ALGORITHMS[algorithm], limits, self.backend, self._head, tails, label)
+
+    def quota(self, tier: str | None = None) -> Quota:
+        """The rates that decide for ``tier`` (or, without tiers, for every key), bound to
+        the backend: what a decision needs besides its key and its cost.
+
+        Raises:
+            ConfigurationError: If ``tier`` is not one of the limiter's tiers.
+        """
+        if self.tiers is None:
+            if tier is not None:
+                raise ConfigurationError(f"limiter {self.name!r} has no tiers, got tier={tier!r}")
+            assert self._quota is not None
+            return self._quota
+        name = self.tiers.default if tier is None else tier
+        rates = self.tiers[name]
+        quota = self._tiered.get(name)
+        if quota is None or quota.limits.rates is not rates:  # new, or its rates changed
+            quota = self._tiered[name] = self._make_quota(name)
+        return quota
+
+    async def tier_of(self, key: str, tier: str | None = None) -> str | None:
+        """The tier that decides ``key``: ``tier`` if given, else the tiers' lookup's answer,
+        else the default tier (None for a limiter without tiers)."""
+        if self.tiers is None or tier is not None:
+            return tier
+        return await self.tiers.tier_of(key)
+
+    async def _quota_of(self, key: str, tier: str | None) -> Quota:
+        return self.quota(await self.tier_of(key, tier))
+
+    def _checked_bursts(self, burst: int | Sequence[int] | None) -> tuple[int, ...]:
         if burst is None:
             return tuple(r.limit for r in self.rates)
         if self.algorithm != "gcra":
@@ -133,7 +189,9 @@ class Limiter:
 
     def __repr__(self) -> str:
         rates = [str(rate) for rate in self.rates]
-        shown = rates[0] if len(rates) == 1 else rates
+        shown: object = rates[0] if len(rates) == 1 else rates
+        if self.tiers is not None:
+            shown = self.tiers
         return (
             f"Limiter({shown!r}, algorithm={self.algorithm!r}, name={self.name!r}, "
             f"backend={self.backend!r})"
@@ -151,39 +209,56 @@ class Limiter:
 
     @property
     def capacities(self) -> tuple[int, ...]:
-        """Each rate's capacity: its limit, or for ``gcra`` its burst."""
-        return self._quota.limits.capacities
+        """Each rate's capacity: its limit, or for ``gcra`` its burst (with tiers: the
+        default tier's)."""
+        return self._capacities
 
-    def keys(self, key: str) -> tuple[bytes, ...]:
-        """The backend keys that hold ``key``'s state, one per rate.
+    def keys(self, key: str, *, tier: str | None = None) -> tuple[bytes, ...]:
+        """The backend keys that hold ``key``'s state, one per rate (of ``tier``).
 
         Raises:
-            ConfigurationError: If ``key`` is not a non-empty string.
+            ConfigurationError: If ``key`` is not a non-empty string, or the tier unknown.
         """
-        return self._quota.keys(key)
+        return self.quota(tier).keys(key)
 
-    async def hit(self, key: str, cost: int = 1) -> Decision:
+    async def hit(self, key: str, cost: int = 1, *, tier: str | None = None) -> Decision:
         """Spend ``cost`` on ``key`` if every rate allows it; a denied hit spends nothing.
 
+        Args:
+            key: Whose usage (any non-empty string: a user, an IP, an API key).
+            cost: Units to spend.
+            tier: With :class:`Tiers`, the tier whose rates decide (default: the tiers'
+                lookup, or their default tier).
+
         Raises:
-            ConfigurationError: If the key or the cost is not valid.
+            ConfigurationError: If the key, the cost or the tier is not valid.
             BackendError: If the backend is unavailable and ``on_backend_error="raise"``.
         """
+        meter = self._guard.meter
+        started = perf_counter() if meter is not None else 0.0
         quota = self._quota
+        if quota is None or tier is not None:
+            quota = await self._quota_of(key, tier)
         keys = quota.keys(key)
         if type(cost) is not int or not 0 <= cost <= quota.max_cost:
             quota.check_cost(cost)
         answer = quota.execute(keys, cost, _HIT, -1, b"")
         if isinstance(answer, list):
-            return decode(answer, quota.limits)
-        return await self._guard.settle(quota, answer, keys, cost, _HIT)
+            decision = decode(answer, quota.limits)
+        else:
+            decision = await self._guard.settle(quota, answer, keys, cost, _HIT)
+        if meter is not None:
+            meter.decision(decision, started)
+        return decision
 
-    async def peek(self, key: str, cost: int = 1) -> Decision:
+    async def peek(self, key: str, cost: int = 1, *, tier: str | None = None) -> Decision:
         """The decision a hit of ``cost`` would get now, without spending anything.
 
         ``peek(key, cost=0)`` tells where ``key`` stands: ``remaining`` is what is left now.
         """
         quota = self._quota
+        if quota is None or tier is not None:
+            quota = await self._quota_of(key, tier)
         keys = quota.keys(key)
         quota.check_cost(cost)
         answer = quota.execute(keys, cost, _PEEK, -1, b"")
@@ -191,7 +266,9 @@ class Limiter:
             return decode(answer, quota.limits)
         return await self._guard.settle(quota, answer, keys, cost, _PEEK)
 
-    async def acquire(self, key: str, cost: int = 1, timeout: float | None = None) -> Decision:
+    async def acquire(
+        self, key: str, cost: int = 1, timeout: float | None = None, *, tier: str | None = None
+    ) -> Decision:
         """Wait until ``cost`` is allowed on ``key``, then return the allowing decision.
 
         With ``gcra`` one call reserves the slot (first come, first served across every
@@ -202,15 +279,26 @@ class Limiter:
             RateLimitExceeded: If it cannot be allowed within ``timeout`` seconds, and at once
                 if it never can (``cost`` above capacity).
         """
-        quota = self._quota
+        quota = await self._quota_of(key, tier)
         keys = quota.keys(key)
         quota.check_cost(cost)
         if timeout is not None and (
             isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout >= 0
         ):
             raise ConfigurationError(f"timeout must be None or seconds >= 0, got {timeout!r}")
+        meter = self._guard.meter
+        started = perf_counter()
         if quota.algorithm.reservable:
-            return await self._reserve(quota, keys, cost, timeout)
+            decision = await self._reserve(quota, keys, cost, timeout)
+        else:
+            decision = await self._retry(quota, keys, cost, timeout)
+        if meter is not None:
+            meter.waited(perf_counter() - started)
+        return decision
+
+    async def _retry(
+        self, quota: Quota, keys: tuple[bytes, ...], cost: int, timeout: float | None
+    ) -> Decision:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             answer = quota.execute(keys, cost, _HIT, -1, b"")
@@ -314,11 +402,17 @@ class Limiter:
 
         return decorate
 
-    async def reset(self, key: str) -> None:
-        """Forget ``key``'s usage on every rate (and its denial in this process's cache)."""
-        keys = self._quota.keys(key)
-        self._guard.forget(keys[0])
-        await self.backend.delete(keys)
+    async def reset(self, key: str, *, tier: str | None = None) -> None:
+        """Forget ``key``'s usage on every rate (and its denial in this process's cache); with
+        tiers, in ``tier``, or in every tier if none is given."""
+        if self.tiers is not None and tier is None:
+            quotas = [self.quota(name) for name in self.tiers]
+        else:
+            quotas = [self.quota(tier)]
+        for quota in quotas:
+            keys = quota.keys(key)
+            self._guard.forget(keys[0])
+            await self.backend.delete(keys)
 
     async def aclose(self) -> None:
         """Release what this limiter holds. Its backend is not closed: it belongs to whoever

@@ -77,6 +77,8 @@ KeyFunc: TypeAlias = Callable[[RequestInfo], "str | Awaitable[str | None] | None
 CostFunc: TypeAlias = Callable[[RequestInfo], "int | Awaitable[int]"]
 #: An exemption: True leaves the request unlimited; sync or async.
 ExemptFunc: TypeAlias = Callable[[RequestInfo], "bool | Awaitable[bool]"]
+#: A tier function: the tier whose rates decide the request (the user's plan); sync or async.
+TierFunc: TypeAlias = Callable[[RequestInfo], "str | Awaitable[str]"]
 
 
 async def resolve(value: T | Awaitable[T]) -> T:

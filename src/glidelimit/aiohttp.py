@@ -33,7 +33,15 @@ from ._http import (
     as_limiter,
     declared_at,
 )
-from ._request_info import UNMATCHED_ROUTE, CostFunc, ExemptFunc, KeyFunc, RequestInfo, resolve
+from ._request_info import (
+    UNMATCHED_ROUTE,
+    CostFunc,
+    ExemptFunc,
+    KeyFunc,
+    RequestInfo,
+    TierFunc,
+    resolve,
+)
 
 __all__ = ["OnDenied", "concurrency_limit_middleware", "rate_limit", "rate_limit_middleware"]
 
@@ -66,17 +74,17 @@ def _info(request: web.Request) -> RequestInfo:
 async def _limited(
     gate: HttpLimit, on_denied: OnDenied | None, request: web.Request, handler: Handler
 ) -> web.StreamResponse:
-    decision = await gate.decide(_info(request))
-    if decision is None:
+    found = await gate.decide(_info(request))
+    if found is None:
         return await handler(request)
-    headers = gate.policy.headers(decision)
+    decision, policy = found
+    headers = policy.headers(decision)
     if not decision.allowed:
         if on_denied is not None:
             return await resolve(on_denied(request, decision))
         return web.Response(
-            status=429, body=gate.policy.problem(decision), content_type=PROBLEM_JSON,
-            headers=headers,
-        )  # fmt: skip
+            status=429, body=policy.problem(decision), content_type=PROBLEM_JSON, headers=headers
+        )
     try:
         response = await handler(request)
     except web.HTTPException as exc:  # an error response is a response too
@@ -97,6 +105,7 @@ def rate_limit_middleware(
     headers: HeaderStyle = "ietf",
     exempt: ExemptFunc | None = None,
     on_denied: OnDenied | None = None,
+    tier: str | TierFunc | None = None,
 ) -> Middleware:
     """A middleware that limits every request of the app.
 
@@ -109,9 +118,11 @@ def rate_limit_middleware(
         headers: ``"ietf"`` (default), ``"ietf+legacy"`` or ``"none"``.
         exempt: A predicate: True leaves the request unlimited.
         on_denied: Makes the response for a denied request instead of the 429 problem body.
+        tier: With a limiter of :class:`~glidelimit.Tiers`: the tier, or a function of the
+            request that says (the user's plan); default: the tiers' lookup, or their default.
     """
     limiter = as_limiter(limiter, "app", declared_at(1))
-    gate = HttpLimit(limiter, key=key, cost=cost, headers=headers, exempt=exempt)
+    gate = HttpLimit(limiter, key=key, cost=cost, headers=headers, exempt=exempt, tier=tier)
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -160,6 +171,7 @@ def rate_limit(
     headers: HeaderStyle = "ietf",
     exempt: ExemptFunc | None = None,
     on_denied: OnDenied | None = None,
+    tier: str | TierFunc | None = None,
 ) -> Callable[[Handler], Handler]:
     """A decorator that limits one handler; the arguments are those of
     :func:`rate_limit_middleware` (a limiter made from a rate is named after the handler)."""
@@ -170,7 +182,7 @@ def rate_limit(
         qualified = f"{where}|{getattr(handler, '__qualname__', hint)}"
         gate = HttpLimit(
             as_limiter(limiter, hint, qualified), key=key, cost=cost, headers=headers,
-            exempt=exempt,
+            exempt=exempt, tier=tier,
         )  # fmt: skip
 
         @functools.wraps(handler)

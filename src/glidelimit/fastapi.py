@@ -37,7 +37,7 @@ from ._http import (
     declared_at,
 )
 from ._limiter import Limiter
-from ._request_info import CostFunc, ExemptFunc, KeyFunc, RequestInfo, resolve
+from ._request_info import CostFunc, ExemptFunc, KeyFunc, RequestInfo, TierFunc, resolve
 from ._routes import RouteTemplates, routed_template
 
 __all__ = [
@@ -133,6 +133,8 @@ class RateLimit:
         headers: ``"ietf"`` (default), ``"ietf+legacy"`` or ``"none"``.
         exempt: A predicate: True leaves the request unlimited.
         on_denied: Makes the response for a denied request instead of the problem body.
+        tier: With a limiter of :class:`~glidelimit.Tiers`: the tier, or a function of the
+            request that says (the user's plan); default: the tiers' lookup, or their default.
     """
 
     def __init__(
@@ -144,9 +146,12 @@ class RateLimit:
         headers: HeaderStyle = "ietf",
         exempt: ExemptFunc | None = None,
         on_denied: OnDenied | None = None,
+        tier: str | TierFunc | None = None,
     ) -> None:
         limiter = as_limiter(limiter_or_rate, "route", declared_at(1))
-        self.gate = HttpLimit(limiter, key=key, cost=cost, headers=headers, exempt=exempt)
+        self.gate = HttpLimit(
+            limiter, key=key, cost=cost, headers=headers, exempt=exempt, tier=tier
+        )
         self.on_denied = on_denied
 
     @property
@@ -158,11 +163,10 @@ class RateLimit:
         return f"RateLimit({self.limiter!r})"
 
     async def __call__(self, request: Request, response: Response) -> Decision | None:
-        gate = self.gate
-        decision = await gate.decide(_info(request, routed_template(request.scope)))
-        if decision is None:
+        found = await self.gate.decide(_info(request, routed_template(request.scope)))
+        if found is None:
             return None
-        policy = gate.policy
+        decision, policy = found
         if decision.allowed:
             for name, value in policy.headers(decision):
                 response.headers[name] = value  # replaces another limit's, if any
@@ -199,8 +203,11 @@ class WebSocketRateLimit:
 
     async def message(self, websocket: WebSocket) -> Decision | None:
         """Spend on one connection or message; raises ``WebSocketException(1008)`` if denied."""
-        decision = await self.gate.decide(_info(websocket, routed_template(websocket.scope)))
-        if decision is not None and not decision.allowed:
+        found = await self.gate.decide(_info(websocket, routed_template(websocket.scope)))
+        if found is None:
+            return None
+        decision = found[0]
+        if not decision.allowed:
             raise WebSocketException(1008, f"rate limit {decision.rate} exceeded")
         return decision
 
@@ -264,8 +271,13 @@ class RateLimitMiddleware:
     Args:
         app: The ASGI app to wrap.
         limiter: A Limiter, or a rate to make one from (named after where it is declared).
-        key, cost, headers, exempt: As for :class:`RateLimit`.
+        key: Key function; default: the client's IP (socket peer) on the route template.
+        cost: Units each request costs, or a function of the request that says.
+        headers: ``"ietf"`` (default), ``"ietf+legacy"`` or ``"none"``.
+        exempt: A predicate: True leaves the request unlimited.
         on_denied: Makes the response for a denied request (given a Starlette Request).
+        tier: With a limiter of :class:`~glidelimit.Tiers`: the tier, or a function of the
+            request that says; default: the tiers' lookup, or their default.
     """
 
     def __init__(
@@ -278,12 +290,15 @@ class RateLimitMiddleware:
         headers: HeaderStyle = "ietf",
         exempt: ExemptFunc | None = None,
         on_denied: OnDenied | None = None,
+        tier: str | TierFunc | None = None,
     ) -> None:
         self.app = app
         # Starlette makes the middleware when the app starts, far from where it was declared:
         # a limiter made from a rate is named after the rate alone
         limiter = as_limiter(limiter, "app", "RateLimitMiddleware")
-        self.gate = HttpLimit(limiter, key=key, cost=cost, headers=headers, exempt=exempt)
+        self.gate = HttpLimit(
+            limiter, key=key, cost=cost, headers=headers, exempt=exempt, tier=tier
+        )
         self.on_denied = on_denied
         self._templates = RouteTemplates()
 
@@ -292,12 +307,11 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         request = Request(scope, receive)
-        gate = self.gate
-        decision = await gate.decide(_info(request, self._templates(scope)))
-        if decision is None:
+        found = await self.gate.decide(_info(request, self._templates(scope)))
+        if found is None:
             await self.app(scope, receive, send)
             return
-        policy = gate.policy
+        decision, policy = found
         if not decision.allowed:
             if self.on_denied is not None:
                 response = await resolve(self.on_denied(request, decision))

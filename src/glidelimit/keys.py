@@ -17,9 +17,21 @@ from collections.abc import Iterable
 from typing import Literal
 
 from ._errors import ConfigurationError
-from ._request_info import KeyFunc, RequestInfo, resolve
+from ._request_info import CostFunc, ExemptFunc, KeyFunc, RequestInfo, TierFunc, resolve
 
-__all__ = ["KeyFunc", "RequestInfo", "client_ip", "combine", "default", "header", "route", "user"]
+__all__ = [
+    "CostFunc",
+    "ExemptFunc",
+    "KeyFunc",
+    "RequestInfo",
+    "TierFunc",
+    "client_ip",
+    "combine",
+    "default",
+    "header",
+    "route",
+    "user",
+]
 
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _Address = ipaddress.IPv4Address | ipaddress.IPv6Address

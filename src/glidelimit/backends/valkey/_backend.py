@@ -209,6 +209,7 @@ class ValkeyBackend:
             return given
         from glide import GlideClient, GlideClusterClient, GlideClusterClientConfiguration
 
+        _quiet_glide_logs()
         config = self._config
         with glide_errors("connect to Valkey"):
             if isinstance(config, GlideClusterClientConfiguration):
@@ -268,6 +269,17 @@ class ValkeyBackend:
                 "use noeviction for the limiter's server",
                 self, "/".join(unsafe),
             )  # fmt: skip
+
+
+def _quiet_glide_logs() -> None:
+    """glide writes log lines of its own to stdout (with colour codes: one for every
+    reconnection attempt while a server is down). Unless the application configured glide's
+    logger first, it is turned off: what a user needs to know is logged, rate-limited,
+    through the ``glidelimit`` logger. (To see glide's own lines, configure its logger before
+    the first backend connects: ``Logger.set_logger_config(LogLevel.WARN, "glide.log")``.)"""
+    from glide import Logger, LogLevel
+
+    Logger.init(LogLevel.OFF)  # does nothing if glide's logger was configured already
 
 
 async def _close(channel: Channel) -> None:
