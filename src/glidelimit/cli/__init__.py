@@ -192,7 +192,9 @@ def _parser() -> argparse.ArgumentParser:
         "each rate's limit)",
     )
     as_json = _Parser(add_help=False)
-    as_json.add_argument("--json", action="store_true", help="print JSON (see below)")
+    as_json.add_argument(
+        "--json", action="store_true", help="print JSON, described below (default: a table)"
+    )
 
     inspect = commands.add_parser(
         "inspect",

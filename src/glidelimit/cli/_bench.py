@@ -49,6 +49,7 @@ class Result:
 
     @property
     def per_second(self) -> float:
+        """Calls that succeeded, per second."""
         return len(self.latencies) / self.seconds if self.seconds else 0.0
 
     def percentile(self, q: float) -> float | None:
@@ -59,6 +60,7 @@ class Result:
         return ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)] * 1000
 
     def json(self) -> dict[str, Any]:
+        """As ``glidelimit bench --json`` prints it."""
         p50, p99 = self.percentile(0.5), self.percentile(0.99)
         return {
             "name": self.name,
@@ -284,13 +286,13 @@ async def bench(args: argparse.Namespace) -> None:
             )
         )
         return
-    table = Table(
-        title=f"{server} at {redact(args.url)}",
-        caption=(
-            f"one process, one event loop: {args.concurrency} concurrent callers on "
-            f"{args.keys} keys, {args.seconds:g} s each; {args.algorithm} at {rate} per key"
-        ),
+    console = Console(highlight=False)
+    console.print(f"{server}, at {redact(args.url)}")
+    console.print(
+        f"{args.concurrency} callers at once on {args.keys} keys for {args.seconds:g} s each, "
+        f"from one process (one event loop); {args.algorithm} at {rate} per key"
     )
+    table = Table()
     for column in ("", "calls/s", "p50 (ms)", "p99 (ms)", "errors"):
         table.add_column(column, justify="left" if not column else "right")
     for result in (ours, bare):
@@ -302,7 +304,6 @@ async def bench(args: argparse.Namespace) -> None:
             "-" if p99 is None else f"{p99:.2f}",
             str(result.errors),
         )
-    console = Console(highlight=False)
     console.print(table)
     if bare.per_second and ours.per_second:
         console.print(

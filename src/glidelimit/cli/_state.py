@@ -20,7 +20,7 @@ from ..algorithms import ALGORITHMS
 from ..backends.valkey import ValkeyBackend
 from ..backends.valkey._scan import escape_glob
 from ..backends.valkey._url import redact
-from ._common import PROG, connected, dumps, failure, seconds, show
+from ._common import PROG, Failure, connected, dumps, failure, seconds, show
 from ._glob import glob_regex
 
 #: stored keys whose state is read together (one round trip when the server is remote)
@@ -57,10 +57,6 @@ def _bursts(args: argparse.Namespace) -> list[int | None]:
     if len(given) == 1:
         return [given[0]] * len(args.rates)
     return list(given)
-
-
-def _fmt(value: float) -> str:
-    return "never" if value == float("inf") else f"{value:.3f}"
 
 
 async def inspect(args: argparse.Namespace) -> None:
@@ -106,11 +102,10 @@ async def inspect(args: argparse.Namespace) -> None:
         "STORED KEY"
     )
     for row in rows:
-        retry = row["retry_after"]
+        retry = "never" if row["retry_after"] is None else f"{row['retry_after']:.3f}"
         print(
             f"{row['rate']:<14} {row['capacity']:>9} {row['remaining']:>10} "
-            f"{row['reset_after']:>10.3f} {_fmt(float('inf') if retry is None else retry):>10}  "
-            f"{row['stored_key']}"
+            f"{row['reset_after']:>10.3f} {retry:>10}  {row['stored_key']}"
         )
 
 
@@ -148,6 +143,7 @@ class _Row:
     reset_after: float | None = None
 
     def json(self) -> dict[str, Any]:
+        """As ``glidelimit keys --json`` prints it."""
         rate = self.rate
         return {
             "key": None if self.key is None else show(self.key),
@@ -162,6 +158,7 @@ class _Row:
         }
 
     def line(self) -> str:
+        """As ``glidelimit keys`` prints it, under :data:`KEYS_HEADER`."""
         if self.algorithm is None:
             what, rate = "?", "?"
         elif self.rate is None:
@@ -220,10 +217,24 @@ class _Reader:
         self.backend = backend
         self.limiters: dict[tuple[str, Rate], Limiter] = {}
         self.slots: dict[int, ConcurrencyLimiter] = {}
+        self.failed = 0  # keys whose state could not be read
+        self.first_error: BackendError | None = None
 
     async def read(self, row: _Row) -> None:
+        """Fill in ``row``'s state, if it can be read; a failure is counted, not raised, so
+        that one key holding what its name does not promise hides no other."""
         if row.algorithm is None or row.key is None:
             return
+        try:
+            await self._read(row)
+        except BackendError as exc:
+            self.failed += 1
+            if self.first_error is None:
+                self.first_error = exc
+
+    async def _read(self, row: _Row) -> None:
+        assert row.key is not None
+        assert row.algorithm is not None
         try:
             key = row.key.decode("utf-8", "surrogatepass")
         except UnicodeDecodeError:  # not a key a limiter stores: its state cannot be read
@@ -282,10 +293,7 @@ async def keys(args: argparse.Namespace) -> None:
 
         async def flush() -> None:
             nonlocal header
-            try:
-                await _read_all(reader, chunk)
-            except BackendError as exc:
-                raise failure(exc, "read the keys' state") from None
+            await _read_all(reader, chunk)
             if chunk and header:
                 print(KEYS_HEADER)
                 header = False
@@ -312,6 +320,9 @@ async def keys(args: argparse.Namespace) -> None:
         except ConfigurationError as exc:  # a cluster node reached as a standalone server
             raise failure(exc, "list the keys") from None
         await flush()
+    if reader.first_error is not None:
+        error = failure(reader.first_error, "read the state of every key")
+        raise Failure(f"{error} ({reader.failed} shown with '?', or null)")
     if shown == 0 and not args.json:
         matching = "" if args.match is None else f" matching {args.match!r}"
         print(
