@@ -186,7 +186,8 @@ def test_reset_forgets_every_rate(
 
 
 def _held_slot(name: str, key: str, slots: int) -> list[str | bytes]:
-    """A slot of a concurrency limit, held for ten minutes, as the limiter stores it."""
+    """A slot of a concurrency limit, held for ten minutes, as the limiter stores it (the
+    servers run on this machine: one clock)."""
     until = str(int((time.time() + 600) * 1000))
     return ["ZADD", f"glidelimit:{{{name}:{key}}}:concurrency:{slots}", until, "holder-1"]
 

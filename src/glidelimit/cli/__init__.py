@@ -78,11 +78,13 @@ no other key is touched). The progress goes to stderr, the results to stdout.
               "primaries": int},
    "settings": {"seconds": float, "concurrency": int, "keys": int, "algorithm": str,
                 "rate": str},
-   "results": [{"name": str, "calls": int, "per_second": float, "p50_ms": float,
-                "p99_ms": float, "allowed": int, "errors": int, "first_error": str or null},
-               ...],
+   "results": [{"name": str, "calls": int, "per_second": float, "p50_ms": float or null,
+                "p99_ms": float or null, "allowed": int, "errors": int,
+                "first_error": str or null}, ...],
    "keys_deleted": int or null}
-results holds glidelimit's run, then bare glide's."""
+results holds glidelimit's run, then bare glide's; calls counts those that succeeded, and
+the latencies (null when none did) are theirs. keys_deleted is null if the clean-up failed
+(every key has a TTL: they go by themselves)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -281,7 +283,10 @@ def _parser() -> argparse.ArgumentParser:
         help=f"glidelimit's algorithm: {', '.join(sorted(ALGORITHMS))} (default gcra)",
     )
     bench.add_argument(
-        "--rate", type=_rate, default=Rate.parse("100/second"), help="per key (default 100/second)"
+        "--rate",
+        type=_rate,
+        default=Rate.parse("100/second"),
+        help="glidelimit's rate, per key (default 100/second)",
     )
     bench.add_argument(
         "--keys", type=_positive_int, default=1000, metavar="N", help="keys hit (default 1000)"
