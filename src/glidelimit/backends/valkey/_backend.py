@@ -6,7 +6,7 @@ import logging
 import os
 import threading
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING
 
 import anyio
@@ -17,6 +17,7 @@ from ...algorithms import SCRIPTS, Algorithm, Limits, wire
 from .._base import Executor
 from ._channel import Channel
 from ._errors import glide_errors
+from ._scan import scan_keys
 from ._send import Call, script
 from ._url import config_from_url, redact
 
@@ -143,6 +144,30 @@ class ValkeyBackend:
         channel = await self._channel()
         with glide_errors("delete keys"):
             await channel.client.delete(list(keys))
+
+    async def scan(self, match: bytes, count: int = 1000) -> AsyncIterator[bytes]:
+        """Every stored key that matches the glob pattern ``match``, on every primary of a
+        cluster: SCAN (never KEYS), so that the server is never blocked for long.
+
+        >>> async for key in backend.scan(b"glidelimit:{api:*"):
+        ...     print(key)
+
+        SCAN's guarantees hold: a key stored throughout comes at least once (maybe more),
+        one stored or deleted meanwhile may or may not come.
+
+        Args:
+            match: A glob pattern: ``*``, ``?`` and ``[...]`` are special, ``\\`` escapes.
+            count: How many keys each SCAN call looks at (a hint to the server).
+
+        Raises:
+            ConfigurationError: If an argument is not valid, or if a backend made as
+                standalone is connected to a cluster node (its scan would miss the others'
+                keys: use ``?cluster=true``).
+            BackendError: If the server cannot be reached or refuses SCAN.
+        """
+        channel = await self._channel()
+        async for key in scan_keys(channel.client, match, count):
+            yield key
 
     async def aclose(self) -> None:
         """Close every client; the backend cannot be used after."""
