@@ -43,11 +43,16 @@ def both(
     on_valkey, on_memory = valkey.executor(algo, limits), memory.executor(algo, limits)
 
     def decide(
-        keys: tuple[bytes, ...], now: int, cost: int, mode: int, max_wait: int = -1
+        keys: tuple[bytes, ...],
+        now: int,
+        cost: int,
+        mode: int,
+        max_wait: int = -1,
+        holder: bytes = b"",
     ) -> tuple[list[int], list[int]]:
         clock.now = now / 1000
-        script = loop.run_until_complete(on_valkey(keys, cost, mode, max_wait, b""))  # type: ignore[arg-type]
-        twin = on_memory(keys, cost, mode, max_wait, b"")
+        script = loop.run_until_complete(on_valkey(keys, cost, mode, max_wait, holder))  # type: ignore[arg-type]
+        twin = on_memory(keys, cost, mode, max_wait, holder)
         assert isinstance(twin, list)
         return script, twin
 
@@ -155,3 +160,62 @@ def test_sliding_log_does_bounded_work_whatever_the_cost(runner: Runner) -> None
 async def valkey_zcard(backend: ValkeyBackend, key: bytes) -> int:
     channel = await backend._channel()
     return int(await channel.client.zcard(key))
+
+
+lease_ops = st.lists(
+    st.tuples(
+        st.integers(0, 1_500),  # ms since the previous op
+        st.sampled_from(["hit", "hit", "lease", "give back", "peek"]),
+        st.integers(0, 12),  # cost, units wanted, or units given back
+        st.integers(0, 2_000),  # a lease's horizon (gcra)
+    ),
+    min_size=1,
+    max_size=30,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    algorithm=st.sampled_from(["gcra", "fixed_window"]),
+    specs=rate_specs,
+    steps=lease_ops,
+    start=st.integers(1_600_000_000_000, 1_900_000_000_000),
+)
+def test_leases_agree(
+    runner: Runner,
+    algorithm: str,
+    specs: list[tuple[int, int, int]],
+    steps: list[tuple[int, str, int, int]],
+    start: int,
+) -> None:
+    """Slices taken (LEASE) and given back (GIVE_BACK) among hits: script and twin agree."""
+    import struct
+
+    algo = ALGORITHMS[algorithm]
+    rates = tuple(Rate(limit, period / 1000) for limit, period, _ in specs)
+    caps = tuple(cap if algo.reservable else limit for limit, _, cap in specs)
+    limits = Limits.of(rates, caps)
+    keys = tuple(f"lease:{{{uuid.uuid4().hex}}}:{i}".encode() for i in range(len(rates)))
+    decide = both(runner, MemoryBackend(clock=runner[2]), algo, limits)
+    now = start
+    last: tuple[int, list[int]] | None = None  # the last slice: its size and answer
+    for dt, op, n, horizon in steps:
+        now += dt
+        if op == "lease":
+            script, twin = decide(keys, now, n, Mode.LEASE, horizon)
+            last = (script[0], script)
+        elif op == "give back":
+            if last is None:
+                continue
+            granted, answer = last
+            holder = b"".join(
+                struct.pack(
+                    "<dd", answer[3 + 4 * i], algo.after_grant(answer[4 + 4 * i], granted, period)
+                )
+                for i, (_, period, _) in enumerate(limits.entries)
+            )
+            script, twin = decide(keys, now, min(n, granted), Mode.GIVE_BACK, -1, holder)
+        else:
+            mode = Mode.HIT if op == "hit" else Mode.PEEK
+            script, twin = decide(keys, now, n, mode)
+        assert script == twin, (algorithm, op, now - start, n)

@@ -118,12 +118,7 @@ class Guard:
         breaker = self.breaker
         if not breaker.attempt():
             _drop(answer)
-            error = BackendError(
-                f"backend skipped for now after {breaker.failures} failures in a row; "
-                f"the last: {breaker.last_error}"
-            )
-            error.__cause__ = breaker.last_error
-            return await self._degraded(quota, keys, cost, mode, max_wait, holder, error)
+            return await self._degraded(quota, keys, cost, mode, max_wait, holder, self._skipped())
         budget = self.budget
         try:
             if undo is not None:
@@ -144,23 +139,10 @@ class Guard:
                     finally:
                         budget.end(watch)
         except BackendError as exc:
-            meter = self.meter
-            if meter is not None:
-                meter.error(exc)
-            opened = not breaker.open
-            breaker.failed(exc)
-            if opened and breaker.open:
-                logger.warning(
-                    "limiter %r: backend skipped for %gs after %d failures in a row: %s",
-                    self.name, breaker.cooldown, breaker.failures, exc,
-                )  # fmt: skip
-                if meter is not None:
-                    meter.breaker("open")
+            self._failed(exc)
             return await self._degraded(quota, keys, cost, mode, max_wait, holder, exc)
         if breaker.open:
-            logger.warning("limiter %r: backend back", self.name)
-            if self.meter is not None:
-                self.meter.breaker("closed")
+            self._back()
         breaker.succeeded()
         decision = decode(raw, quota.limits)
         if cache is not None and not decision.allowed and decision.retry_after < math.inf:
@@ -168,6 +150,59 @@ class Guard:
                 del cache[next(iter(cache))]  # the oldest: forgetting one only costs a trip
             cache[keys[0]] = (time.monotonic() + decision.retry_after, cost, decision)
         return decision
+
+    async def lease(
+        self,
+        quota: Quota,
+        answer: Awaitable[list[int]],
+        keys: tuple[bytes, ...],
+        cost: int,
+        undo: Undo,
+    ) -> list[int] | Decision:
+        """The backend's raw ``answer`` to a lease, within the budget; or, if the backend is
+        unavailable, the failure policy's decision for the hit of ``cost`` that asked."""
+        breaker = self.breaker
+        if not breaker.attempt():
+            _drop(answer)
+            return await self._degraded(quota, keys, cost, 0, -1, b"", self._skipped())
+        try:
+            raw = await self._protected(answer, undo)
+        except BackendError as exc:
+            self._failed(exc)
+            return await self._degraded(quota, keys, cost, 0, -1, b"", exc)
+        if breaker.open:
+            self._back()
+        breaker.succeeded()
+        return raw
+
+    def _skipped(self) -> BackendError:
+        breaker = self.breaker
+        error = BackendError(
+            f"backend skipped for now after {breaker.failures} failures in a row; "
+            f"the last: {breaker.last_error}"
+        )
+        error.__cause__ = breaker.last_error
+        return error
+
+    def _failed(self, exc: BackendError) -> None:
+        """Count a failure of the backend; say so when it opens the breaker."""
+        meter, breaker = self.meter, self.breaker
+        if meter is not None:
+            meter.error(exc)
+        opened = not breaker.open
+        breaker.failed(exc)
+        if opened and breaker.open:
+            logger.warning(
+                "limiter %r: backend skipped for %gs after %d failures in a row: %s",
+                self.name, breaker.cooldown, breaker.failures, exc,
+            )  # fmt: skip
+            if meter is not None:
+                meter.breaker("open")
+
+    def _back(self) -> None:
+        logger.warning("limiter %r: backend back", self.name)
+        if self.meter is not None:
+            self.meter.breaker("closed")
 
     def forget(self, key: bytes) -> None:
         """Drop ``key``'s denial from the local deny cache (it was reset)."""

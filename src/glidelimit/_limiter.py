@@ -15,6 +15,7 @@ from ._breaker import CircuitBreaker
 from ._decision import Decision, RateLimitExceeded
 from ._errors import ConfigurationError
 from ._guard import FailurePolicy, Guard
+from ._lease import Lease, Leases, Slice
 from ._quota import Quota, decode, key_head
 from ._rate import MAX_EXACT, Rate, to_rates
 from ._runtime import spawn
@@ -24,7 +25,7 @@ from .backends import Backend, MemoryBackend
 
 P = ParamSpec("P")
 T = TypeVar("T")
-_HIT, _PEEK, _RESERVE = int(Mode.HIT), int(Mode.PEEK), int(Mode.RESERVE)
+_HIT, _PEEK, _RESERVE, _LEASE = int(Mode.HIT), int(Mode.PEEK), int(Mode.RESERVE), int(Mode.LEASE)
 
 _default_backend: MemoryBackend | None = None
 
@@ -82,6 +83,11 @@ class Limiter:
             is denied for ``r`` (for that cost or more) with no round trip. Saves the backend
             from clients that hammer while denied; a reset made by another process is not
             seen until ``r`` has passed.
+        lease: Let this process take slices of its hot keys' quota and spend them by itself,
+            one round trip for many decisions: True, or a :class:`Lease` that says how.
+            ``gcra`` and ``fixed_window`` only. Never admits more than the algorithm allows
+            (see :mod:`the leases guide <glidelimit>`); a key denied with a slice's answer is
+            denied here until it frees, as with ``local_cache``.
 
     Raises:
         ConfigurationError: Naming the bad argument.
@@ -100,6 +106,7 @@ class Limiter:
         backend_timeout: float | None = 0.2,
         breaker: CircuitBreaker | None = None,
         local_cache: bool = False,
+        lease: Lease | bool = False,
     ) -> None:
         #: The rates' tiers, when they are chosen per decision.
         self.tiers: Tiers | None = None
@@ -126,6 +133,15 @@ class Limiter:
         # a fixed limiter's one quota; a tiered limiter makes one per tier, as they are used
         self._quota: Quota | None = None if self.tiers is not None else self._make_quota(None)
         self._tiered: dict[str, Quota] = {}
+        if lease is True:
+            lease = Lease()
+        if lease is not False and not isinstance(lease, Lease):
+            raise ConfigurationError(f"lease must be True, False or a Lease, got {lease!r}")
+        if lease and algorithm not in ("gcra", "fixed_window"):
+            raise ConfigurationError(f"leases work with gcra and fixed_window, not {algorithm!r}")
+        #: How this limiter leases slices of its hot keys (None: it does not).
+        self.lease = lease or None
+        self._leases = Leases(lease, self._guard.quietly) if lease else None
 
     def _make_quota(self, tier: str | None) -> Quota:
         algorithm = self.algorithm
@@ -242,14 +258,60 @@ class Limiter:
         keys = quota.keys(key)
         if type(cost) is not int or not 0 <= cost <= quota.max_cost:
             quota.check_cost(cost)
-        answer = quota.execute(keys, cost, _HIT, -1, b"")
-        if isinstance(answer, list):
-            decision = decode(answer, quota.limits)
+        if self._leases is not None:
+            decision = await self._leased(quota, keys, cost)
         else:
-            decision = await self._guard.settle(quota, answer, keys, cost, _HIT)
+            answer = quota.execute(keys, cost, _HIT, -1, b"")
+            if isinstance(answer, list):
+                decision = decode(answer, quota.limits)
+            else:
+                decision = await self._guard.settle(quota, answer, keys, cost, _HIT)
         if meter is not None:
             meter.decision(decision, started)
         return decision
+
+    async def _leased(self, quota: Quota, keys: tuple[bytes, ...], cost: int) -> Decision:
+        """A hit, with this process's slice of the key if it holds one, or with a slice taken
+        now if the key is hot, or else as a plain hit."""
+        leases = self._leases
+        assert leases is not None
+        key = keys[0]
+        decision = leases.spend(key, cost)
+        if decision is not None:
+            return decision
+        pending = leases.pending.get(key)
+        while pending is not None:  # a slice is on its way: wait for it, rather than ask too
+            await pending.wait()
+            decision = leases.spend(key, cost)
+            if decision is not None:
+                return decision
+            pending = leases.pending.get(key)
+        wanted = leases.wanted(key, quota, cost)
+        if not wanted:
+            answer = quota.execute(keys, cost, _HIT, -1, b"")
+            if isinstance(answer, list):
+                return decode(answer, quota.limits)
+            return await self._guard.settle(quota, answer, keys, cost, _HIT)
+        done = leases.pending[key] = anyio.Event()
+        try:
+            sent = time.monotonic()
+            horizon = round(leases.policy.window * 1000)
+            answer = quota.execute(keys, wanted, _LEASE, horizon, b"")
+
+            def give_back(raw: list[int]) -> None:  # a slice whose taker is gone
+                spawn(leases.give_back(Slice(quota, keys, raw, sent)))
+
+            if isinstance(answer, list):
+                raw: list[int] | Decision = answer
+            else:
+                raw = await self._guard.lease(quota, answer, keys, cost, give_back)
+            if not isinstance(raw, list):  # decided without the backend
+                return raw
+            return leases.granted(quota, keys, cost, raw, sent)
+        finally:
+            if leases.pending.get(key) is done:
+                del leases.pending[key]
+            done.set()
 
     async def peek(self, key: str, cost: int = 1, *, tier: str | None = None) -> Decision:
         """The decision a hit of ``cost`` would get now, without spending anything.
@@ -415,8 +477,10 @@ class Limiter:
             await self.backend.delete(keys)
 
     async def aclose(self) -> None:
-        """Release what this limiter holds. Its backend is not closed: it belongs to whoever
-        made it, and other limiters may use it."""
+        """Give back the unused units of the slices this limiter holds. Its backend is not
+        closed: it belongs to whoever made it, and other limiters may use it."""
+        if self._leases is not None:
+            await self._leases.aclose()
 
     async def __aenter__(self) -> Limiter:
         return self

@@ -8,6 +8,7 @@ which :func:`glidelimit._quota.decode` turns into a Decision.
 from __future__ import annotations
 
 import enum
+import struct
 from dataclasses import dataclass, field
 from functools import cached_property
 from importlib import resources
@@ -25,6 +26,8 @@ class Mode(enum.IntEnum):
     RESERVE = 2  #: consume now if allowed within max_wait; the result's retry is the wait
     RELEASE = 3  #: concurrency only: give a slot back
     RENEW = 4  #: concurrency only: extend a held slot's lease
+    LEASE = 5  #: take a slice of up to cost units for a process to spend by itself
+    GIVE_BACK = 6  #: give back cost unused units of a slice
 
 
 #: One entry of a decision: limit, period in ms, capacity (for concurrency: slots, lease in
@@ -78,7 +81,7 @@ Owner: TypeAlias = tuple["Algorithm", Entry]
 #: ms, owner, state)``; a key that has expired holds no state.
 Store: TypeAlias = dict[bytes, tuple[int, Owner, Any]]
 
-_PEEK, _RESERVE = int(Mode.PEEK), int(Mode.RESERVE)
+_PEEK, _RESERVE, _LEASE = int(Mode.PEEK), int(Mode.RESERVE), int(Mode.LEASE)
 
 
 class Algorithm:
@@ -102,6 +105,42 @@ class Algorithm:
         """The state to store once ``cost`` is consumed: ``new`` is the check's last item,
         ``reset`` its ``reset1``."""
         raise NotImplementedError
+
+    def grant(
+        self, state: Any, now: int, wanted: int, horizon: int, limit: int, period: int, cap: int
+    ) -> tuple[int, int, int]:
+        """Twin of the script's ``grant()``: how many of ``wanted`` units a slice may take,
+        and the ``a`` and ``b`` its holder needs (see ``_driver.lua``'s ``lease()``).
+
+        Raises:
+            NotImplementedError: For an algorithm that cannot lease.
+        """
+        raise NotImplementedError(f"{self.name} cannot lease")
+
+    def take_back(
+        self, state: Any, now: int, units: int, a: int, b: int, limit: int, period: int
+    ) -> tuple[Any, int] | None:
+        """Twin of the script's ``take_back()``: the state to store with its TTL once
+        ``units`` of a slice are given back, or None to leave the key as it is."""
+        raise NotImplementedError(f"{self.name} cannot lease")
+
+    def unit_terms(
+        self, unit: int, reset: int, b: int, limit: int, period: int, cap: int
+    ) -> tuple[int, int]:
+        """When unit ``unit`` (from 0) of a slice may be spent: ms after the grant from which
+        and until which, given the entry's ``reset`` and ``b`` as ``lease()`` returned them."""
+        raise NotImplementedError(f"{self.name} cannot lease")
+
+    def slice_retry(
+        self, cost: int, granted: int, reset: int, b: int, limit: int, period: int, cap: int
+    ) -> float:
+        """Ms after the grant until ``cost`` more units could be had, for a slice of
+        ``granted`` (``math.inf``: never)."""
+        raise NotImplementedError(f"{self.name} cannot lease")
+
+    def after_grant(self, b: int, granted: int, period: int) -> int:
+        """What :meth:`take_back` checks ``b`` against, once ``granted`` units were taken."""
+        return b
 
     def used(self, state: Any, now: int, entry: Entry) -> float:
         """How much of ``entry``'s capacity ``state`` holds now, from 0 to 1: what forgetting
@@ -131,6 +170,8 @@ class Algorithm:
         """Twin of ``_driver.lua``, on ``store``: check every entry, then commit all of them
         or none, each key kept exactly as long as its state matters. Returns the script's
         result."""
+        if mode >= _LEASE:
+            return self._slice(store, keys, owners, cost, mode, max_wait, holder, now)
         check, commit = self.check, self.commit
         if len(keys) == 1:  # one entry (most limiters): the steps below, without their lists
             key, owner = keys[0], owners[0]
@@ -169,4 +210,48 @@ class Algorithm:
                 store.pop(key, None)
                 if c[5] > 0:
                     store[key] = (now + c[5], owner, commit(state, c[6], c[5], now, cost))
+        return out
+
+    def _slice(
+        self,
+        store: Store,
+        keys: tuple[bytes, ...],
+        owners: tuple[Owner, ...],
+        cost: int,
+        mode: int,
+        max_wait: int,
+        holder: bytes,
+        now: int,
+    ) -> list[int]:
+        """Twin of ``_driver.lua``'s ``lease()`` (mode LEASE) and ``give_back()``."""
+        states = []
+        for key in keys:
+            stored = store.get(key)
+            states.append(stored[2] if stored is not None and stored[0] > now else None)
+        if mode != _LEASE:
+            for i, (key, owner, state) in enumerate(zip(keys, owners, states)):
+                a, b = struct.unpack_from("<dd", holder, 16 * i)
+                limit, period, _ = owner[1]
+                written = self.take_back(state, now, cost, int(a), int(b), limit, period)
+                if written is not None:
+                    new, ttl = written
+                    store.pop(key, None)
+                    if ttl > 0:
+                        store[key] = (now + ttl, owner, new)
+            return [1]
+        found = []
+        granted = cost
+        for state, owner in zip(states, owners):
+            limit, period, cap = owner[1]
+            k, a, b = self.grant(state, now, cost, max_wait, limit, period, cap)
+            found.append((a, b))
+            granted = min(granted, k)
+        out = [granted]
+        for key, owner, state, (a, b) in zip(keys, owners, states, found):
+            limit, period, cap = owner[1]
+            c = self.check(state, now, granted, limit, period, cap)
+            if granted > 0 and c[5] > 0:
+                store.pop(key, None)
+                store[key] = (now + c[5], owner, self.commit(state, c[6], c[5], now, granted))
+            out += (c[4], c[5], a, b)
         return out

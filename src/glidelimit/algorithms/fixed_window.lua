@@ -31,3 +31,23 @@ local function commit(key, c, ttl)
     redis.call('HINCRBY', key, 'n', cost)
   end
 end
+
+-- A slice of up to `cost` units, all that are free in the window now: the process may spend
+-- them until the window ends.
+local function grant(key, limit, period, cap)
+  local st = redis.call('HMGET', key, 'n', 'e')
+  local count, wend = 0, now + period
+  local e = tonumber(st[2])
+  if e ~= nil and e > now then
+    count, wend = tonumber(st[1]), e
+  end
+  return math.max(math.min(limit - count, cost), 0), wend, count
+end
+
+-- Gives back `cost` units of a slice of the window ending at `a`, if it is still that window.
+local function take_back(key, a, b, limit, period, cap)
+  local st = redis.call('HMGET', key, 'n', 'e')
+  if tonumber(st[2]) == a then
+    redis.call('HSET', key, 'n', math.max(tonumber(st[1]) - cost, 0))
+  end
+end

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ._base import Algorithm, Check
@@ -29,3 +30,27 @@ class FixedWindow(Algorithm):
     def commit(self, state: Any, new: Any, reset: int, now: int, cost: int) -> tuple[Any, ...]:
         count, wend = new
         return (count, now + reset if wend is None else wend)
+
+    def grant(
+        self, state: Any, now: int, wanted: int, horizon: int, limit: int, period: int, cap: int
+    ) -> tuple[int, int, int]:
+        # every free unit of the window; they may be spent until it ends
+        count, wend = state if state is not None and state[1] > now else (0, now + period)
+        return max(min(limit - count, wanted), 0), wend, count
+
+    def take_back(
+        self, state: Any, now: int, units: int, a: int, b: int, limit: int, period: int
+    ) -> tuple[Any, int] | None:
+        if state is None or state[1] != a:
+            return None  # another window: the slice's units are void already
+        return (max(state[0] - units, 0), a), a - now
+
+    def unit_terms(
+        self, unit: int, reset: int, b: int, limit: int, period: int, cap: int
+    ) -> tuple[int, int]:
+        return 0, reset  # any time before the window ends
+
+    def slice_retry(
+        self, cost: int, granted: int, reset: int, b: int, limit: int, period: int, cap: int
+    ) -> float:
+        return math.inf if cost > limit else max(reset, 1)  # the next window

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ._base import Algorithm, Check
@@ -42,3 +43,41 @@ class GCRA(Algorithm):
 
     def commit(self, state: Any, new: Any, reset: int, now: int, cost: int) -> tuple[Any, ...]:
         return (now, new)
+
+    def grant(
+        self, state: Any, now: int, wanted: int, horizon: int, limit: int, period: int, cap: int
+    ) -> tuple[int, int, int]:
+        # Unit i of the slice (from 1) conforms once the backlog before it, cur + (i - 1) *
+        # period, has drained below full - period; it may be spent until the backlog before it
+        # would have drained: spent later, a plain hit would have found the bucket fuller.
+        cur = 0
+        if state is not None:
+            cur = max(state[1] - (now - state[0]) * limit, 0)
+        k = (cap * period + horizon * limit - cur) // period
+        return max(min(k, wanted), 0), now, cur
+
+    def take_back(
+        self, state: Any, now: int, units: int, a: int, b: int, limit: int, period: int
+    ) -> tuple[Any, int] | None:
+        if state is None or state[0] != a or state[1] != b:
+            return None  # a decision was made on the key since: its units must stay
+        new = max(state[1] - units * period, 0)
+        reset = -(-max(new - (now - a) * limit, 0) // limit)
+        return (a, new), reset
+
+    def unit_terms(
+        self, unit: int, reset: int, b: int, limit: int, period: int, cap: int
+    ) -> tuple[int, int]:
+        # from when its backlog fits the bucket, until the backlog before it has drained
+        opens = -(-(b + (unit + 1 - cap) * period) // limit)
+        return max(opens, 0), (b + unit * period) // limit
+
+    def slice_retry(
+        self, cost: int, granted: int, reset: int, b: int, limit: int, period: int, cap: int
+    ) -> float:
+        if cost > cap:
+            return math.inf
+        return max(-(-(b + (granted + cost - cap) * period) // limit), 1)
+
+    def after_grant(self, b: int, granted: int, period: int) -> int:
+        return b + granted * period  # the backlog right after the grant

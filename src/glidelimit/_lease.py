@@ -1,0 +1,275 @@
+"""Leases: a process takes a slice of a hot key's quota in one round trip, and spends it by
+itself.
+
+A slice is taken only from quota that is really free (``_driver.lua``'s ``lease()``), and each
+of its units is spent only while a plain hit could have been admitted in its place:
+
+- fixed window: any time before the window ends (the slice never outlives its window);
+- gcra: unit i from the moment it conforms until the backlog before it would have drained.
+  Spent later, the bucket would have refilled meanwhile and a plain hit would have found it
+  fuller: so the units of a slice of a key whose bucket is nearly full (a cold key) expire
+  almost at once, and a cold key is never leased.
+
+So the fleet never admits more than the algorithm itself allows. Units a process holds unused
+go back to the server when the key goes quiet and when the limiter closes (for gcra, only if
+no decision was made on the key since: giving them back then would move units that others
+hold; they expire instead).
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import anyio
+
+from ._decision import Decision, RateState
+from ._errors import ConfigurationError
+from ._quota import Quota
+from ._runtime import spawn
+from .algorithms import Mode
+
+_LEASE, _GIVE_BACK = int(Mode.LEASE), int(Mode.GIVE_BACK)
+_KEYS_WATCHED = 10_000  # keys whose demand one limiter counts at once
+
+
+@dataclass(frozen=True)
+class Lease:
+    """How a limiter leases slices of its hot keys' quota (``Limiter(..., lease=Lease())``).
+
+    A key is hot when it is hit at least ``min_hits`` times within ``window`` seconds in this
+    process; its slice then covers about twice that demand, at most ``fraction`` of the
+    capacity. A slice unused for ``4 * window`` goes back to the server.
+
+    Args:
+        fraction: The most of a rate's capacity one slice may take (0 < fraction <= 1).
+        window: Seconds over which demand is counted, and how far ahead a gcra slice may
+            reach (units that conform within it).
+        min_hits: Hits within a window that make a key hot.
+
+    Raises:
+        ConfigurationError: Naming the bad argument.
+    """
+
+    fraction: float = 0.1
+    window: float = 0.05
+    min_hits: int = 8
+
+    def __post_init__(self) -> None:
+        if isinstance(self.fraction, bool) or not (
+            isinstance(self.fraction, (int, float)) and 0 < self.fraction <= 1
+        ):
+            raise ConfigurationError(f"lease fraction must be in (0, 1], got {self.fraction!r}")
+        if isinstance(self.window, bool) or not (
+            isinstance(self.window, (int, float)) and 0.001 <= self.window <= 60
+        ):
+            raise ConfigurationError(
+                f"lease window must be between 0.001 and 60 seconds, got {self.window!r}"
+            )
+        if isinstance(self.min_hits, bool) or not (
+            isinstance(self.min_hits, int) and self.min_hits >= 1
+        ):
+            raise ConfigurationError(
+                f"lease min_hits must be an integer >= 1, got {self.min_hits!r}"
+            )
+
+
+class Slice:
+    """Units of one key's quota that this process holds: unit i (from 0) may be spent from
+    ``opens(i)`` until ``closes(i)`` (``time.monotonic()`` seconds).
+
+    The server's clock is not this process's: the grant was made some time between sending
+    the lease and its answer. So a unit opens that long after the answer came, and closes
+    that long after the lease was sent: both err on the safe side.
+    """
+
+    __slots__ = ("granted", "keys", "last_used", "quota", "received", "sent", "spent", "terms")
+
+    def __init__(self, quota: Quota, keys: tuple[bytes, ...], raw: list[int], sent: float) -> None:
+        self.quota = quota
+        self.keys = keys
+        self.granted = raw[0]
+        self.spent = 0
+        self.sent = sent
+        self.received = self.last_used = time.monotonic()
+        # per entry: (a, b, its remaining and reset as of the grant)
+        self.terms = [
+            (raw[1 + 4 * i], raw[2 + 4 * i], raw[3 + 4 * i], raw[4 + 4 * i])
+            for i in range(len(quota.limits.entries))
+        ]
+
+    def opens(self, i: int) -> float:
+        latest = 0
+        terms = self.quota.algorithm.unit_terms
+        for (limit, period, cap), (_, reset, _, b) in zip(self.quota.limits.entries, self.terms):
+            latest = max(latest, terms(i, reset, b, limit, period, cap)[0])
+        return self.received + latest / 1000
+
+    def closes(self, i: int) -> float:
+        earliest = math.inf
+        terms = self.quota.algorithm.unit_terms
+        for (limit, period, cap), (_, reset, _, b) in zip(self.quota.limits.entries, self.terms):
+            earliest = min(earliest, terms(i, reset, b, limit, period, cap)[1])
+        return self.sent + earliest / 1000
+
+    def holder(self) -> bytes:
+        """What giving back needs per entry: a and the b as take_back() checks it."""
+        after = self.quota.algorithm.after_grant
+        return b"".join(
+            struct.pack("<dd", a, after(b, self.granted, period))
+            for (_, period, _), (_, _, a, b) in zip(self.quota.limits.entries, self.terms)
+        )
+
+
+class Leases:
+    """The slices one limiter holds, by key, and the demand that decides which keys are hot."""
+
+    def __init__(
+        self, policy: Lease, quietly: Callable[[Awaitable[list[int]], str], Awaitable[object]]
+    ) -> None:
+        self.policy = policy
+        self.slices: dict[bytes, Slice] = {}
+        self.pending: dict[bytes, anyio.Event] = {}  # keys whose slice is on its way
+        # keys whose last slice came back empty: until when, and for what cost or more
+        self.denied: dict[bytes, tuple[float, int, Slice]] = {}
+        self._demand: dict[bytes, list[float]] = {}  # key -> [window start, hits in it, before]
+        self._quietly = quietly
+
+    def spend(self, key: bytes, cost: int) -> Decision | None:
+        """A decision made with ``key``'s slice, or None (no slice, or not enough in it)."""
+        found = self.slices.get(key)
+        now = time.monotonic()
+        if found is None:
+            denied = self.denied.get(key)
+            if denied is None:
+                return None
+            until, least, empty = denied
+            if now >= until or cost < least:
+                del self.denied[key]
+                # still hot: the next slice is taken at once
+                self._demand[key] = [now, self.policy.min_hits, self.policy.min_hits]
+                return None
+            return self._decision(empty, False, until - now)
+        while found.spent < found.granted and found.closes(found.spent) < now:
+            found.spent += 1  # expired unspent: void
+        if found.spent + cost > found.granted or found.closes(found.spent + cost - 1) < now:
+            del self.slices[key]  # used up, or too short for this cost: ask the server
+            if found.granted >= self.policy.min_hits:  # and the next slice at once
+                self._demand[key] = [now, found.granted, found.granted]
+            return None
+        opens = found.opens(found.spent + cost - 1)
+        found.last_used = now
+        if opens > now:  # the units are still to come (gcra): wait for them, here
+            return self._decision(found, False, opens - now)
+        found.spent += cost
+        return self._decision(found, True, 0.0)
+
+    def wanted(self, key: bytes, quota: Quota, cost: int) -> int:
+        """How many units to lease for ``key`` now that it is hit again (0: it is not hot)."""
+        now = time.monotonic()
+        demand = self._demand.get(key)
+        window = self.policy.window
+        if demand is None:
+            if len(self._demand) >= _KEYS_WATCHED:
+                self._demand.clear()
+            self._demand[key] = [now, cost, 0.0]
+            return 0
+        if now - demand[0] >= window:
+            demand[2] = demand[1] if now - demand[0] < 2 * window else 0.0
+            demand[0], demand[1] = now, 0.0
+        demand[1] += cost
+        recent = max(demand[1], demand[2])
+        if recent < self.policy.min_hits:
+            return 0
+        most = max(int(min(cap for _, _, cap in quota.limits.entries) * self.policy.fraction), 1)
+        return max(min(int(2 * recent), most), cost)
+
+    def granted(
+        self, quota: Quota, keys: tuple[bytes, ...], cost: int, raw: list[int], sent: float
+    ) -> Decision:
+        """Keep the slice that a lease answered with, and decide the hit that asked for it."""
+        held = Slice(quota, keys, raw, sent)
+        key = keys[0]
+        if held.granted >= cost:
+            self.slices[key] = held
+            spawn(self._give_back_when_quiet(key, held))
+            decision = self.spend(key, cost)
+            if decision is not None:
+                return decision
+        elif held.granted:  # too little for this cost: not kept
+            spawn(self.give_back(held))
+        # denied until the quota frees: remembered, so that the denied do not ask again
+        retry = self._retry(held, cost)
+        if retry < math.inf:
+            if len(self.denied) >= _KEYS_WATCHED:
+                self.denied.clear()
+            self.denied[key] = (sent + retry, cost, held)
+        return self._decision(held, False, retry)
+
+    async def _give_back_when_quiet(self, key: bytes, held: Slice) -> None:
+        quiet = 4 * self.policy.window
+        while True:
+            await anyio.sleep(quiet)
+            if self.slices.get(key) is not held:
+                return  # replaced, or used up
+            if time.monotonic() - held.last_used >= quiet:
+                del self.slices[key]
+                await self.give_back(held)
+                return
+
+    async def give_back(self, held: Slice) -> None:
+        """Give the unused units of ``held`` back to the server, if any."""
+        unused = held.granted - held.spent
+        if unused > 0 and held.closes(held.spent) > time.monotonic():
+            held.spent = held.granted
+            answer = held.quota.execute(held.keys, unused, _GIVE_BACK, -1, held.holder())
+            if not isinstance(answer, list):
+                await self._quietly(answer, "give a slice back")
+
+    async def aclose(self) -> None:
+        """Give back every slice's unused units."""
+        slices, self.slices = list(self.slices.values()), {}
+        for held in slices:
+            await self.give_back(held)
+
+    @staticmethod
+    def _retry(held: Slice, cost: int) -> float:
+        """Seconds until ``cost`` could be had again, from a lease's answer."""
+        retry = held.quota.algorithm.slice_retry
+        return (
+            max(
+                retry(cost, held.granted, reset, b, limit, period, cap)
+                for (limit, period, cap), (_, reset, _, b) in zip(
+                    held.quota.limits.entries, held.terms
+                )
+            )
+            / 1000
+        )
+
+    @staticmethod
+    def _decision(held: Slice, allowed: bool, retry: float) -> Decision:
+        """A decision made with a slice: what the server said at the grant, and the units
+        this process still holds."""
+        left = held.granted - held.spent
+        elapsed = time.monotonic() - held.sent
+        quota = held.quota
+        states = tuple(
+            RateState(rate, cap, remaining + left, max(reset / 1000 - elapsed, 0.0))
+            for rate, (_, _, cap), (remaining, reset, _, _) in zip(
+                quota.limits.rates, quota.limits.entries, held.terms
+            )
+        )
+        binding = min(states, key=lambda s: s.remaining)
+        return Decision(
+            allowed,
+            binding.limit,
+            binding.remaining,
+            binding.reset_after,
+            retry,
+            binding.rate,
+            False,
+            states,
+        )
