@@ -9,6 +9,8 @@ request and costs nothing more), wait-middleware (the same, awaiting a future th
 loop sets instead of a GET: the floor of any limiter that waits for an answer),
 glidelimit-memory, glidelimit-valkey (glidelimit's RateLimit dependency),
 glidelimit-memory-middleware, glidelimit-valkey-middleware (its RateLimitMiddleware instead),
+glidelimit-memory-middleware-fixed and glidelimit-valkey-middleware-lease (the middleware with
+a fixed window, and on Valkey with a lease: the load is one client on one route, one hot key),
 slowapi (its in-memory storage), fastapi-limiter (pyrate-limiter's Redis bucket, on the same
 Valkey). Each limit is far above the load, so every request is allowed and what is measured
 is the limiter's cost.
@@ -130,9 +132,14 @@ def create_app(variant: str, url: str) -> FastAPI:
 
         memory = variant.startswith("glidelimit-memory")
         backend = MemoryBackend() if memory else ValkeyBackend.from_url(url)
-        limiter = Limiter(LIMIT, backend=backend, name="bench")
+        lease = variant.endswith("-lease")
+        fixed = lease or variant.endswith("-fixed")
+        limiter = Limiter(
+            LIMIT, backend=backend, name="bench", lease=lease,
+            algorithm="fixed_window" if fixed else "gcra",
+        )  # fmt: skip
         app = FastAPI()
-        if variant.endswith("-middleware"):
+        if "-middleware" in variant:
             app.add_middleware(RateLimitMiddleware, limiter=limiter)
             dependencies = []
         else:

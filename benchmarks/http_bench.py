@@ -34,6 +34,8 @@ VARIANTS = [
     "glidelimit-valkey",
     "glidelimit-memory-middleware",
     "glidelimit-valkey-middleware",
+    "glidelimit-memory-middleware-fixed",
+    "glidelimit-valkey-middleware-lease",
     "slowapi",
     "fastapi-limiter",
 ]

@@ -12,8 +12,7 @@ import time
 
 import pytest
 
-from glidelimit import ConfigurationError, Limiter, Tiers, ValkeyBackend
-from glidelimit._lease import Lease
+from glidelimit import ConfigurationError, Lease, Limiter, Tiers, ValkeyBackend
 from glidelimit.algorithms import Mode
 
 FLEET = """

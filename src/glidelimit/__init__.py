@@ -14,6 +14,7 @@ from ._errors import BackendError as BackendError
 from ._errors import ConfigurationError as ConfigurationError
 from ._errors import GlideLimitError as GlideLimitError
 from ._errors import UsageError as UsageError
+from ._lease import Lease as Lease
 from ._limiter import Limiter as Limiter
 from ._metrics import instrument as instrument
 from ._metrics import uninstrument as uninstrument
@@ -32,6 +33,7 @@ __all__ = [
     "ConfigurationError",
     "Decision",
     "GlideLimitError",
+    "Lease",
     "Limiter",
     "MemoryBackend",
     "Rate",

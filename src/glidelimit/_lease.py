@@ -34,6 +34,7 @@ from .algorithms import Mode
 
 _LEASE, _GIVE_BACK = int(Mode.LEASE), int(Mode.GIVE_BACK)
 _KEYS_WATCHED = 10_000  # keys whose demand one limiter counts at once
+_MOST = 1024  # units in one slice at most: a slice's units are worked out when it comes
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ class Lease:
 
     A key is hot when it is hit at least ``min_hits`` times within ``window`` seconds in this
     process; its slice then covers about twice that demand, at most ``fraction`` of the
-    capacity. A slice unused for ``4 * window`` goes back to the server.
+    capacity and at most 1024 units. A slice unused for ``4 * window`` goes back to the server.
 
     Args:
         fraction: The most of a rate's capacity one slice may take (0 < fraction <= 1).
@@ -79,14 +80,15 @@ class Lease:
 
 class Slice:
     """Units of one key's quota that this process holds: unit i (from 0) may be spent from
-    ``opens(i)`` until ``closes(i)`` (``time.monotonic()`` seconds).
+    ``opens[i]`` until ``closes[i]`` (``time.monotonic()`` seconds).
 
     The server's clock is not this process's: the grant was made some time between sending
     the lease and its answer. So a unit opens that long after the answer came, and closes
     that long after the lease was sent: both err on the safe side.
     """
 
-    __slots__ = ("granted", "keys", "last_used", "quota", "received", "sent", "spent", "terms")
+    __slots__ = ("closes", "granted", "keys", "last_used", "opens", "quota", "received", "sent",
+                 "spent", "terms")  # fmt: skip
 
     def __init__(self, quota: Quota, keys: tuple[bytes, ...], raw: list[int], sent: float) -> None:
         self.quota = quota
@@ -95,25 +97,23 @@ class Slice:
         self.spent = 0
         self.sent = sent
         self.received = self.last_used = time.monotonic()
-        # per entry: (a, b, its remaining and reset as of the grant)
+        # per entry: (its remaining and reset as of the grant, a, b)
         self.terms = [
             (raw[1 + 4 * i], raw[2 + 4 * i], raw[3 + 4 * i], raw[4 + 4 * i])
             for i in range(len(quota.limits.entries))
         ]
-
-    def opens(self, i: int) -> float:
-        latest = 0
-        terms = self.quota.algorithm.unit_terms
-        for (limit, period, cap), (_, reset, _, b) in zip(self.quota.limits.entries, self.terms):
-            latest = max(latest, terms(i, reset, b, limit, period, cap)[0])
-        return self.received + latest / 1000
-
-    def closes(self, i: int) -> float:
-        earliest = math.inf
-        terms = self.quota.algorithm.unit_terms
-        for (limit, period, cap), (_, reset, _, b) in zip(self.quota.limits.entries, self.terms):
-            earliest = min(earliest, terms(i, reset, b, limit, period, cap)[1])
-        return self.sent + earliest / 1000
+        # worked out once, so that spending a unit is a lookup (one unit's stand for all, if
+        # every unit's are the same)
+        terms = quota.algorithm.unit_terms
+        self.opens: list[float] = []
+        self.closes: list[float] = []
+        for i in range(1 if quota.algorithm.same_terms else self.granted):
+            latest, earliest = 0, math.inf
+            for (limit, period, cap), (_, reset, _, b) in zip(quota.limits.entries, self.terms):
+                opens, closes = terms(i, reset, b, limit, period, cap)
+                latest, earliest = max(latest, opens), min(earliest, closes)
+            self.opens.append(self.received + latest / 1000)
+            self.closes.append(self.sent + earliest / 1000)
 
     def holder(self) -> bytes:
         """What giving back needs per entry: a and the b as take_back() checks it."""
@@ -135,7 +135,8 @@ class Leases:
         self.pending: dict[bytes, anyio.Event] = {}  # keys whose slice is on its way
         # keys whose last slice came back empty: until when, and for what cost or more
         self.denied: dict[bytes, tuple[float, int, Slice]] = {}
-        self._demand: dict[bytes, list[float]] = {}  # key -> [window start, hits in it, before]
+        # key -> [window start, hits in it, hits in the window before, the last slice asked]
+        self._demand: dict[bytes, list[float]] = {}
         self._quietly = quietly
 
     def spend(self, key: bytes, cost: int) -> Decision | None:
@@ -149,22 +150,30 @@ class Leases:
             until, least, empty = denied
             if now >= until or cost < least:
                 del self.denied[key]
-                # still hot: the next slice is taken at once
-                self._demand[key] = [now, self.policy.min_hits, self.policy.min_hits]
+                # still hot: the next slice, as large as the last one asked, is taken at once
+                demand = self._demand.get(key)
+                last = max(demand[3] if demand else 0, self.policy.min_hits)
+                self._demand[key] = [now, last / 2, last / 2, last]
                 return None
             return self._decision(empty, False, until - now)
-        while found.spent < found.granted and found.closes(found.spent) < now:
-            found.spent += 1  # expired unspent: void
-        if found.spent + cost > found.granted or found.closes(found.spent + cost - 1) < now:
+        spent, granted, closes = found.spent, found.granted, found.closes
+        same = len(closes) == 1  # every unit stands as the first does
+        while spent < granted and closes[0 if same else spent] < now:
+            spent += 1  # expired unspent: void
+        found.spent = spent
+        last = spent + cost - 1
+        if last >= granted or closes[0 if same else last] < now:
             del self.slices[key]  # used up, or too short for this cost: ask the server
-            if found.granted >= self.policy.min_hits:  # and the next slice at once
-                self._demand[key] = [now, found.granted, found.granted]
+            if granted >= self.policy.min_hits:  # the next slice at once, as large as the demand
+                spent_in = max(now - found.received, 0.001)
+                wanted = granted * 2 * self.policy.window / spent_in
+                self._demand[key] = [now, wanted / 2, wanted / 2, wanted]
             return None
-        opens = found.opens(found.spent + cost - 1)
         found.last_used = now
+        opens = found.opens[0 if same else last]
         if opens > now:  # the units are still to come (gcra): wait for them, here
             return self._decision(found, False, opens - now)
-        found.spent += cost
+        found.spent = last + 1
         return self._decision(found, True, 0.0)
 
     def wanted(self, key: bytes, quota: Quota, cost: int) -> int:
@@ -175,7 +184,7 @@ class Leases:
         if demand is None:
             if len(self._demand) >= _KEYS_WATCHED:
                 self._demand.clear()
-            self._demand[key] = [now, cost, 0.0]
+            self._demand[key] = [now, cost, 0.0, 0.0]
             return 0
         if now - demand[0] >= window:
             demand[2] = demand[1] if now - demand[0] < 2 * window else 0.0
@@ -184,8 +193,10 @@ class Leases:
         recent = max(demand[1], demand[2])
         if recent < self.policy.min_hits:
             return 0
-        most = max(int(min(cap for _, _, cap in quota.limits.entries) * self.policy.fraction), 1)
-        return max(min(int(2 * recent), most), cost)
+        capacity = min(cap for _, _, cap in quota.limits.entries)
+        most = max(min(int(capacity * self.policy.fraction), _MOST), 1)
+        demand[3] = wanted = max(min(int(2 * recent), most), cost)
+        return wanted
 
     def granted(
         self, quota: Quota, keys: tuple[bytes, ...], cost: int, raw: list[int], sent: float
@@ -223,7 +234,7 @@ class Leases:
     async def give_back(self, held: Slice) -> None:
         """Give the unused units of ``held`` back to the server, if any."""
         unused = held.granted - held.spent
-        if unused > 0 and held.closes(held.spent) > time.monotonic():
+        if unused > 0 and held.closes[min(held.spent, len(held.closes) - 1)] > time.monotonic():
             held.spent = held.granted
             answer = held.quota.execute(held.keys, unused, _GIVE_BACK, -1, held.holder())
             if not isinstance(answer, list):
@@ -254,15 +265,17 @@ class Leases:
         """A decision made with a slice: what the server said at the grant, and the units
         this process still holds."""
         left = held.granted - held.spent
-        elapsed = time.monotonic() - held.sent
+        elapsed = held.last_used - held.sent
         quota = held.quota
         states = tuple(
-            RateState(rate, cap, remaining + left, max(reset / 1000 - elapsed, 0.0))
-            for rate, (_, _, cap), (remaining, reset, _, _) in zip(
-                quota.limits.rates, quota.limits.entries, held.terms
-            )
+            [
+                RateState(rate, cap, remaining + left, max(reset / 1000 - elapsed, 0.0))
+                for rate, (_, _, cap), (remaining, reset, _, _) in zip(
+                    quota.limits.rates, quota.limits.entries, held.terms
+                )
+            ]
         )
-        binding = min(states, key=lambda s: s.remaining)
+        binding = states[0] if len(states) == 1 else min(states, key=_remaining)
         return Decision(
             allowed,
             binding.limit,
@@ -273,3 +286,7 @@ class Leases:
             False,
             states,
         )
+
+
+def _remaining(state: RateState) -> int:
+    return state.remaining

@@ -258,8 +258,10 @@ class Limiter:
         keys = quota.keys(key)
         if type(cost) is not int or not 0 <= cost <= quota.max_cost:
             quota.check_cost(cost)
-        if self._leases is not None:
-            decision = await self._leased(quota, keys, cost)
+        leases = self._leases
+        if leases is not None:
+            found = leases.spend(keys[0], cost)  # decided here, with this process's slice
+            decision = found if found is not None else await self._leased(quota, keys, cost)
         else:
             answer = quota.execute(keys, cost, _HIT, -1, b"")
             if isinstance(answer, list):
@@ -271,14 +273,11 @@ class Limiter:
         return decision
 
     async def _leased(self, quota: Quota, keys: tuple[bytes, ...], cost: int) -> Decision:
-        """A hit, with this process's slice of the key if it holds one, or with a slice taken
-        now if the key is hot, or else as a plain hit."""
+        """A hit that this process's slice of the key (if any) could not decide: with a slice
+        taken now if the key is hot, or else as a plain hit."""
         leases = self._leases
         assert leases is not None
         key = keys[0]
-        decision = leases.spend(key, cost)
-        if decision is not None:
-            return decision
         pending = leases.pending.get(key)
         while pending is not None:  # a slice is on its way: wait for it, rather than ask too
             await pending.wait()

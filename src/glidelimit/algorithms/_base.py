@@ -94,6 +94,8 @@ class Algorithm:
     name: ClassVar[str]
     #: whether RESERVE (and a negative cost, to give a reservation back) is supported
     reservable: ClassVar[bool] = False
+    #: whether every unit of a slice may be spent within the same times (:meth:`unit_terms`)
+    same_terms: ClassVar[bool] = False
     #: the files the script is made of, in order ({name} is the algorithm's own)
     parts: ClassVar[tuple[str, ...]] = ("_prelude.lua", "{name}.lua", "_driver.lua", "_main.lua")
 

@@ -13,6 +13,7 @@ class FixedWindow(Algorithm):
     """
 
     name = "fixed_window"
+    same_terms = True
 
     def check(self, state: Any, now: int, cost: int, limit: int, period: int, cap: int) -> Check:
         count, wend = state if state is not None and state[1] > now else (0, None)
