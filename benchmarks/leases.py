@@ -86,7 +86,7 @@ def fleet(port: int, url: str, lease: bool, seconds: float) -> tuple[int, int]:
             ],
             stdout=subprocess.PIPE,
             text=True,
-        )  # fmt: skip
+        )
         for _ in range(4)
     ]
     admitted = 0
