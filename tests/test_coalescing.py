@@ -75,7 +75,9 @@ async def test_a_flushed_script_cache_under_concurrent_calls(
     """A pipeline has no NOSCRIPT fallback of its own; its calls go again, one by one."""
     servers, url = deployment.servers, deployment.url
     async with ValkeyBackend.from_url(url) as backend:
-        limiter = Limiter("5/hour", backend=backend, name=name, on_backend_error="raise")
+        # a budget that reloading the scripts on every primary fits in, on a loaded machine
+        limiter = Limiter("5/hour", backend=backend, name=name, on_backend_error="raise",
+                          backend_timeout=2)  # fmt: skip
         await limiter.hit("warm")
         for server in servers:
             cli(server.port, "SCRIPT", "FLUSH")

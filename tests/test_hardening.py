@@ -463,6 +463,9 @@ def test_one_backend_serves_event_loops_in_several_threads(valkey_url: str, name
         "valkey://user:TopSecret@host:6379/1?db=2",
         "nope://user:TopSecret@host:6379",
         "valkey://user:TopSecret@[::1",
+        "valkey://default:Top/Secret+pw@cache:6379/0",
+        "valkey://default:Top#Secret@cache:6379",
+        "valkey://default:Top?Secret@cache:6379",
     ],
 )
 def test_a_bad_url_never_shows_its_password(url: str) -> None:
@@ -470,6 +473,7 @@ def test_a_bad_url_never_shows_its_password(url: str) -> None:
         ValkeyBackend.from_url(url)
     shown = f"{info.value} {info.value!r} {info.value.__cause__!r} {info.value.__context__!r}"
     assert "TopSecret" not in shown
+    assert "Top" not in shown.replace("TopSecret", "")  # no part of it either
     assert "TopSecret" not in repr(ValkeyBackend.from_url("valkey://u:TopSecret@h:1"))
 
 
@@ -483,11 +487,13 @@ async def test_a_wrong_password_never_shows_it(name: str, caplog: pytest.LogCapt
         with caplog.at_level(logging.DEBUG, logger="glidelimit"):
             async with ValkeyBackend.from_url(url) as backend:
                 assert "TopSecret" not in repr(backend)
-                with pytest.raises(BackendError) as info:
+                with pytest.raises((BackendError, UsageError)) as info:
                     await backend.connect()
+                # a wrong password is a misconfiguration, not an outage: never a quiet fail-open
                 limiter = Limiter("5/minute", backend=backend, name=name)
-                assert (await limiter.hit("k")).degraded
-        shown = f"{info.value} {info.value.__cause__!r} " + " ".join(
+                with pytest.raises(UsageError, match="WRONGPASS") as hit:
+                    await limiter.hit("k")
+        shown = f"{info.value} {info.value.__cause__!r} {hit.value} " + " ".join(
             r.getMessage() for r in caplog.records
         )
         assert "TopSecret" not in shown
@@ -555,3 +561,30 @@ async def test_a_huge_cost_on_the_sliding_log_is_one_quick_step(
     d = await limiter.hit("k")
     assert (d.allowed, d.degraded) == (False, False)
     assert time.monotonic() - started < 0.5  # not 17 s of BUSY
+
+
+async def test_an_event_loop_held_up_by_the_app_is_not_an_outage(
+    valkey_backend: ValkeyBackend, name: str
+) -> None:
+    """The application blocks its own event loop past the budget while calls are in flight:
+    their answers came meanwhile, and are used; the breaker stays closed."""
+    limiter = Limiter("1000/second", backend=valkey_backend, name=name, on_backend_error="deny",
+                      backend_timeout=0.1)  # fmt: skip
+    await limiter.hit("warm")
+    first = asyncio.ensure_future(limiter.hit("first"))
+    await asyncio.sleep(0)
+    calls = [asyncio.ensure_future(limiter.hit(f"k{i}")) for i in range(20)]
+    await asyncio.sleep(0)
+    time.sleep(0.3)  # noqa: ASYNC251 (the app blocks its own loop: that is the test)
+    decisions = await asyncio.gather(first, *calls)
+    assert not any(d.degraded for d in decisions)
+    assert not limiter.breaker.open
+
+
+async def test_a_long_key_is_stored_as_its_digest(backend: Backend, name: str) -> None:
+    limiter = Limiter("2/minute", backend=backend, name=name)
+    long_key = "k" * 100_000  # a header value an attacker chose, say
+    (stored,) = limiter.keys(long_key)
+    assert len(stored) < 200
+    assert [(await limiter.hit(long_key)).allowed for _ in range(3)] == [True, True, False]
+    assert (await limiter.hit(long_key + "x")).allowed  # another key

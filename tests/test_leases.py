@@ -179,3 +179,63 @@ def test_leases_are_refused_where_they_cannot_be_exact() -> None:
         Lease(fraction=0)
     with pytest.raises(ConfigurationError, match="lease must be"):
         Limiter("10/second", lease="yes")  # type: ignore[arg-type]
+
+
+async def test_a_cost_larger_than_a_slice_is_a_plain_hit(
+    valkey_backend: ValkeyBackend, name: str
+) -> None:
+    limiter = Limiter("10000000/day", backend=valkey_backend, name=name, lease=True)
+    for _ in range(20):
+        await limiter.hit("k", cost=100)  # hot now
+    started = time.monotonic()
+    assert await limiter.hit("k", cost=3_000_000)  # a slice of it would be millions of units
+    assert time.monotonic() - started < 0.5
+    assert (await limiter.hit("k", cost=0)).allowed  # a check of cost 0 is never leased
+    await limiter.aclose()
+
+
+async def test_a_reset_forgets_the_slices_and_denials_held_here(
+    valkey_backend: ValkeyBackend, name: str
+) -> None:
+    limiter = Limiter("10/minute", algorithm="fixed_window", backend=valkey_backend, name=name,
+                      lease=Lease(fraction=1, min_hits=2))  # fmt: skip
+    assert sum([(await limiter.hit("k")).allowed for _ in range(15)]) == 10
+    assert not await limiter.hit("k")  # denied, here, with no round trip
+    await limiter.reset("k")
+    assert await limiter.hit("k")
+
+
+async def test_a_slice_of_rates_that_changed_is_not_spent(
+    valkey_backend: ValkeyBackend, name: str
+) -> None:
+    tiers = Tiers({"t": "1000/minute"})
+    limiter = Limiter(tiers, algorithm="fixed_window", backend=valkey_backend, name=name,
+                      lease=Lease(min_hits=2))  # fmt: skip
+    for _ in range(3):
+        assert await limiter.hit("k")  # a slice of 1000/minute is held now
+    tiers["t"] = ["1000/minute", "5/minute"]
+    admitted = sum([(await limiter.hit("k")).allowed for _ in range(50)])
+    assert admitted == 5
+    await limiter.aclose()
+
+
+async def test_a_denial_remembered_here_lasts_a_second_at_most(
+    valkey_backend: ValkeyBackend, name: str
+) -> None:
+    """Two processes (two limiters of one name): one holds a slice, the other is denied; once
+    the slice goes back, the other is admitted again within a second, not at the window's
+    end an hour later."""
+
+    def make() -> Limiter:
+        return Limiter("100/hour", algorithm="fixed_window", backend=valkey_backend, name=name,
+                       lease=Lease(fraction=0.6, min_hits=2, window=0.05))  # fmt: skip
+
+    holder, other = make(), make()
+    for _ in range(40):
+        assert await holder.hit("k")  # holds a slice of up to 60
+    assert sum([(await other.hit("k")).allowed for _ in range(100)]) < 60
+    assert not await other.hit("k")
+    await holder.aclose()  # its slice goes back
+    await asyncio.sleep(1.1)
+    assert await other.hit("k")
+    await other.aclose()

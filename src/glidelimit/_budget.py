@@ -99,6 +99,15 @@ class _Queue:
     def _fire(self, loop: asyncio.AbstractEventLoop) -> None:
         now = loop.time()
         entries = self.entries
+        late = now - entries[0][0] if entries else 0.0
+        if late > self.seconds / 2:
+            # The timer itself ran late: the event loop was held up, by the application and
+            # not by the backend (answers that came meanwhile are still to be read, calls
+            # still to be sent). The waits get their budget again, from now.
+            for entry in entries:
+                entry[0] = now + self.seconds
+            loop.call_at(entries[0][0], self._fire, loop)
+            return
         while entries:
             entry = entries[0]
             if entry[2] == _WAITING:

@@ -85,7 +85,7 @@ class ConcurrencyLimiter:
         self.max_inflight = max_inflight
         self.lease = lease
         self.name = name
-        self.backend = checked_backend(backend)
+        self.backend: Backend = checked_backend(backend)
         self._guard = Guard(
             name, self.backend, on_backend_error, backend_timeout, breaker, False, concurrency=True
         )

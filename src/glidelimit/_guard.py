@@ -175,6 +175,12 @@ class Guard:
         breaker.succeeded()
         return raw
 
+    async def failed_just_now(self, quota: Quota, keys: tuple[bytes, ...], cost: int) -> Decision:
+        """The failure policy's decision for a hit of ``cost``, for a backend that has just
+        failed a call made for the same key (it is not asked again)."""
+        error = self.breaker.last_error or BackendError("the backend failed a call just now")
+        return await self._degraded(quota, keys, cost, 0, -1, b"", error)
+
     def _skipped(self) -> BackendError:
         breaker = self.breaker
         error = BackendError(

@@ -19,8 +19,10 @@ hold; they expire instead).
 from __future__ import annotations
 
 import math
+import os
 import struct
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -35,6 +37,7 @@ from .algorithms import Mode
 _LEASE, _GIVE_BACK = int(Mode.LEASE), int(Mode.GIVE_BACK)
 _KEYS_WATCHED = 10_000  # keys whose demand one limiter counts at once
 _MOST = 1024  # units in one slice at most: a slice's units are worked out when it comes
+_all: weakref.WeakSet[Leases] = weakref.WeakSet()
 
 
 @dataclass(frozen=True)
@@ -133,22 +136,29 @@ class Leases:
         self.policy = policy
         self.slices: dict[bytes, Slice] = {}
         self.pending: dict[bytes, anyio.Event] = {}  # keys whose slice is on its way
+        self.failed: dict[bytes, bool] = {}  # keys whose last lease the backend failed
         # keys whose last slice came back empty: until when, and for what cost or more
         self.denied: dict[bytes, tuple[float, int, Slice]] = {}
         # key -> [window start, hits in it, hits in the window before, the last slice asked]
         self._demand: dict[bytes, list[float]] = {}
+        self._cold: dict[bytes, float] = {}  # keys not worth a slice, until when
+        _all.add(self)
         self._quietly = quietly
 
-    def spend(self, key: bytes, cost: int) -> Decision | None:
+    def spend(self, quota: Quota, key: bytes, cost: int) -> Decision | None:
         """A decision made with ``key``'s slice, or None (no slice, or not enough in it)."""
         found = self.slices.get(key)
         now = time.monotonic()
+        if found is not None and found.quota is not quota:  # its tier's rates changed since
+            del self.slices[key]
+            spawn(self.give_back(found))
+            found = None
         if found is None:
             denied = self.denied.get(key)
             if denied is None:
                 return None
             until, least, empty = denied
-            if now >= until or cost < least:
+            if now >= until or cost < least or empty.quota is not quota:
                 del self.denied[key]
                 # still hot: the next slice, as large as the last one asked, is taken at once
                 demand = self._demand.get(key)
@@ -164,6 +174,8 @@ class Leases:
         last = spent + cost - 1
         if last >= granted or closes[0 if same else last] < now:
             del self.slices[key]  # used up, or too short for this cost: ask the server
+            if spent < granted:
+                spawn(self.give_back(found))
             if granted >= self.policy.min_hits:  # the next slice at once, as large as the demand
                 spent_in = max(now - found.received, 0.001)
                 wanted = granted * 2 * self.policy.window / spent_in
@@ -179,6 +191,10 @@ class Leases:
     def wanted(self, key: bytes, quota: Quota, cost: int) -> int:
         """How many units to lease for ``key`` now that it is hit again (0: it is not hot)."""
         now = time.monotonic()
+        capacity = min(cap for _, _, cap in quota.limits.entries)
+        most = max(min(int(capacity * self.policy.fraction), _MOST), 1)
+        if cost > most or cost <= 0 or self._cold.get(key, 0.0) > now:
+            return 0  # more than a slice may hold, nothing to hold, or not worth a slice
         demand = self._demand.get(key)
         window = self.policy.window
         if demand is None:
@@ -193,8 +209,6 @@ class Leases:
         recent = max(demand[1], demand[2])
         if recent < self.policy.min_hits:
             return 0
-        capacity = min(cap for _, _, cap in quota.limits.entries)
-        most = max(min(int(capacity * self.policy.fraction), _MOST), 1)
         demand[3] = wanted = max(min(int(2 * recent), most), cost)
         return wanted
 
@@ -204,21 +218,45 @@ class Leases:
         """Keep the slice that a lease answered with, and decide the hit that asked for it."""
         held = Slice(quota, keys, raw, sent)
         key = keys[0]
+        now = held.received
         if held.granted >= cost:
-            self.slices[key] = held
-            spawn(self._give_back_when_quiet(key, held))
-            decision = self.spend(key, cost)
-            if decision is not None:
-                return decision
-        elif held.granted:  # too little for this cost: not kept
+            last = cost - 1
+            if held.opens[0 if len(held.opens) == 1 else last] <= now:
+                # free at the grant: spent by the hit that asked, as a plain hit would be
+                held.spent = cost
+            if held.granted > held.spent and held.closes[-1] < now + 0.001:
+                # the rest of the slice would expire before it could be spent (a bucket that is
+                # nearly full): given back, and this key is not leased for a while
+                if len(self._cold) >= _KEYS_WATCHED:
+                    self._cold.clear()
+                self._cold[key] = now + 1.0
+                spawn(self.give_back(held))
+            elif held.granted > held.spent:
+                self.slices[key] = held
+                spawn(self._give_back_when_quiet(key, held))
+            if held.spent:
+                return self._decision(held, True, 0.0)
+            opens = held.opens[0 if len(held.opens) == 1 else last]
+            return self._decision(held, False, max(opens - now, 0.001))
+        if held.granted:  # too little for this cost: not kept
             spawn(self.give_back(held))
-        # denied until the quota frees: remembered, so that the denied do not ask again
+        # denied until the quota frees: remembered, so that the denied do not ask again (for
+        # a while: others may give units back)
         retry = self._retry(held, cost)
         if retry < math.inf:
             if len(self.denied) >= _KEYS_WATCHED:
                 self.denied.clear()
-            self.denied[key] = (sent + retry, cost, held)
+            remember = min(retry, max(4 * self.policy.window, 1.0))
+            self.denied[key] = (sent + remember, cost, held)
         return self._decision(held, False, retry)
+
+    def forget(self, key: bytes) -> None:
+        """Drop what is held or remembered for ``key`` (it was reset)."""
+        self.denied.pop(key, None)
+        self.failed.pop(key, None)
+        held = self.slices.pop(key, None)
+        if held is not None:
+            held.spent = held.granted  # its units were reset with the key
 
     async def _give_back_when_quiet(self, key: bytes, held: Slice) -> None:
         quiet = 4 * self.policy.window
@@ -241,10 +279,11 @@ class Leases:
                 await self._quietly(answer, "give a slice back")
 
     async def aclose(self) -> None:
-        """Give back every slice's unused units."""
+        """Give back every slice's unused units, all at once."""
         slices, self.slices = list(self.slices.values()), {}
-        for held in slices:
-            await self.give_back(held)
+        async with anyio.create_task_group() as tg:
+            for held in slices:
+                tg.start_soon(self.give_back, held)
 
     @staticmethod
     def _retry(held: Slice, cost: int) -> float:
@@ -290,3 +329,14 @@ class Leases:
 
 def _remaining(state: RateState) -> int:
     return state.remaining
+
+
+def _forget_after_fork() -> None:
+    # a child process would spend the very slices its parent spends: it holds none
+    for leases in list(_all):
+        leases.slices.clear()
+        leases.pending.clear()
+        leases.failed.clear()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)

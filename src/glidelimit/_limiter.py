@@ -7,7 +7,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from time import perf_counter
 from types import TracebackType
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeAlias, TypeVar
 
 import anyio
 
@@ -25,6 +25,10 @@ from .backends import Backend, MemoryBackend
 
 P = ParamSpec("P")
 T = TypeVar("T")
+V = TypeVar("V")
+#: A function of a throttled call's arguments (one, two or three of them; a lambda's
+#: parameters are then typed for type checkers in strict mode).
+ArgsFunc: TypeAlias = "Callable[[Any], V] | Callable[[Any, Any], V] | Callable[[Any, Any, Any], V]"
 _HIT, _PEEK, _RESERVE, _LEASE = int(Mode.HIT), int(Mode.PEEK), int(Mode.RESERVE), int(Mode.LEASE)
 
 _default_backend: MemoryBackend | None = None
@@ -113,7 +117,7 @@ class Limiter:
         if isinstance(rates, Tiers):
             self.tiers = rates
             #: The rates (with tiers: the default tier's).
-            self.rates = rates[rates.default]
+            self.rates: tuple[Rate, ...] = rates[rates.default]
         else:
             self.rates = to_rates(rates)
         if algorithm not in ALGORITHMS:
@@ -121,7 +125,7 @@ class Limiter:
                 f"unknown algorithm {algorithm!r}; expected one of {sorted(ALGORITHMS)}"
             )
         self.algorithm = algorithm
-        self.backend = checked_backend(backend)
+        self.backend: Backend = checked_backend(backend)
         self.name = name
         self._head = key_head(name, prefix)
         self._guard = Guard(
@@ -259,8 +263,8 @@ class Limiter:
         if type(cost) is not int or not 0 <= cost <= quota.max_cost:
             quota.check_cost(cost)
         leases = self._leases
-        if leases is not None:
-            found = leases.spend(keys[0], cost)  # decided here, with this process's slice
+        if leases is not None and cost:
+            found = leases.spend(quota, keys[0], cost)  # decided here, with this process's slice
             decision = found if found is not None else await self._leased(quota, keys, cost)
         else:
             answer = quota.execute(keys, cost, _HIT, -1, b"")
@@ -278,14 +282,18 @@ class Limiter:
         leases = self._leases
         assert leases is not None
         key = keys[0]
-        pending = leases.pending.get(key)
-        while pending is not None:  # a slice is on its way: wait for it, rather than ask too
-            await pending.wait()
-            decision = leases.spend(key, cost)
+        wanted = 0
+        while True:
+            pending = leases.pending.get(key)
+            if pending is None:
+                wanted = leases.wanted(key, quota, cost)
+                break
+            await pending.wait()  # a slice is on its way: wait for it, rather than ask too
+            decision = leases.spend(quota, key, cost)
             if decision is not None:
                 return decision
-            pending = leases.pending.get(key)
-        wanted = leases.wanted(key, quota, cost)
+            if leases.failed.get(key):  # the backend failed that very lease: not asked again
+                return await self._guard.failed_just_now(quota, keys, cost)
         if not wanted:
             answer = quota.execute(keys, cost, _HIT, -1, b"")
             if isinstance(answer, list):
@@ -305,7 +313,9 @@ class Limiter:
             else:
                 raw = await self._guard.lease(quota, answer, keys, cost, give_back)
             if not isinstance(raw, list):  # decided without the backend
+                leases.failed[key] = True
                 return raw
+            leases.failed.pop(key, None)
             return leases.granted(quota, keys, cost, raw, sent)
         finally:
             if leases.pending.get(key) is done:
@@ -421,9 +431,9 @@ class Limiter:
 
     def throttle(
         self,
-        key: str | Callable[..., str] | None = None,
+        key: str | ArgsFunc[str] | None = None,
         *,
-        cost: int | Callable[..., int] = 1,
+        cost: int | ArgsFunc[int] = 1,
         wait: bool = True,
         timeout: float | None = None,
     ) -> Callable[[Callable[P, Awaitable[T]]], Callable[P, Awaitable[T]]]:
@@ -473,6 +483,8 @@ class Limiter:
         for quota in quotas:
             keys = quota.keys(key)
             self._guard.forget(keys[0])
+            if self._leases is not None:
+                self._leases.forget(keys[0])
             await self.backend.delete(keys)
 
     async def aclose(self) -> None:

@@ -3,6 +3,7 @@ decision but its key and its cost."""
 
 from __future__ import annotations
 
+import hashlib
 import math
 from typing import NoReturn
 
@@ -33,13 +34,23 @@ def key_head(name: str, prefix: str) -> bytes:
     return f"{prefix}{{{name}:".encode()
 
 
+#: Keys longer than this (encoded) are stored as their SHA-256: a client that chooses its key
+#: (a header, say) cannot make each of them take kilobytes.
+LONGEST_KEY = 512
+
+
 def encode_key(key: str) -> bytes:
     """A caller's key as stored, the same on every backend. Any text is a key: a lone
     surrogate (from a header of bytes that are not UTF-8, say) is encoded as it is, so it
-    is limited like any other key, never refused or confused with another."""
+    is limited like any other key, never refused or confused with another. A key longer
+    than :data:`LONGEST_KEY` is stored as ``0xff`` and its SHA-256, which no text encodes to
+    (0xff is never a byte of UTF-8)."""
     if not isinstance(key, str) or not key:
         raise ConfigurationError(f"key must be a non-empty string, got {key!r}")
-    return key.encode("utf-8", "surrogatepass")
+    encoded = key.encode("utf-8", "surrogatepass")
+    if len(encoded) > LONGEST_KEY:
+        return b"\xff" + hashlib.sha256(encoded).digest()
+    return encoded
 
 
 class Quota:
@@ -66,20 +77,21 @@ class Quota:
         tails: tuple[bytes, ...],
         label: str,
     ) -> None:
-        self.algorithm = algorithm
-        self.limits = limits
-        self.backend = backend
-        self.head = head
-        self.tails = tails
-        self.label = label
+        self.algorithm: Algorithm = algorithm
+        self.limits: Limits = limits
+        self.backend: Backend = backend
+        self.head: bytes = head
+        self.tails: tuple[bytes, ...] = tails
+        self.label: str = label
         self.execute: Executor = backend.executor(algorithm, limits)
-        self.max_cost = MAX_EXACT // max(period for _, period, _ in limits.entries)
+        self.max_cost: int = MAX_EXACT // max(period for _, period, _ in limits.entries)
 
     def keys(self, key: str) -> tuple[bytes, ...]:
         """The stored keys that hold ``key``'s state, one per entry."""
-        if type(key) is not str or not key:
-            encode_key(key)  # raises, naming the bad key
-        base = self.head + key.encode("utf-8", "surrogatepass")
+        if type(key) is not str or not key or len(key) > LONGEST_KEY // 4:
+            base = self.head + encode_key(key)  # a bad key raises, naming it
+        else:
+            base = self.head + key.encode("utf-8", "surrogatepass")
         tails = self.tails
         if len(tails) == 1:
             return (base + tails[0],)

@@ -9,12 +9,14 @@ as a task of its own, and callers wait for it instead of running it.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Generic, TypeVar
 
 import anyio.lowlevel
 
 T = TypeVar("T")
+logger = logging.getLogger("glidelimit")
 
 # asyncio keeps only weak references to tasks: these are kept here until they are done
 _running: set[asyncio.Task[Any]] = set()
@@ -88,7 +90,10 @@ class _TrioSpawned(Spawned[T]):
         self._done.set()
         if self._error is None:
             for callback in self._callbacks:
-                callback(self._value)  # type: ignore[arg-type]
+                try:
+                    callback(self._value)  # type: ignore[arg-type]
+                except Exception:  # a system task must not raise: it would end the run
+                    logger.exception("a callback of glidelimit's failed")
 
     async def wait(self) -> T:
         await self._done.wait()

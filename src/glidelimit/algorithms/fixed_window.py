@@ -49,7 +49,8 @@ class FixedWindow(Algorithm):
     def unit_terms(
         self, unit: int, reset: int, b: int, limit: int, period: int, cap: int
     ) -> tuple[int, int]:
-        return 0, reset  # any time before the window ends
+        # before the window ends: the server counts a hit at its very end in the next window
+        return 0, reset - 1
 
     def slice_retry(
         self, cost: int, granted: int, reset: int, b: int, limit: int, period: int, cap: int

@@ -5,6 +5,7 @@ live Valkey, benchmark a server, or watch limiting happen in a demo. Its entry p
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib
 import logging
 import os
@@ -434,7 +435,9 @@ def _leaves(exc: BaseException) -> Iterator[BaseException]:
 
 def _failed(exc: BaseException, url: str | None) -> int:
     leaves = list(_leaves(exc))
-    if any(isinstance(e, KeyboardInterrupt) for e in leaves):
+    # Ctrl-C: Python 3.10's asyncio (which has no Task.uncancel()) lets it out of anyio.run()
+    # as the cancellation it turned into
+    if any(isinstance(e, (KeyboardInterrupt, asyncio.CancelledError)) for e in leaves):
         return 130
     if any(isinstance(e, BrokenPipeError) for e in leaves):
         _mute_stdout()

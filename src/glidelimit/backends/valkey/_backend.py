@@ -199,10 +199,14 @@ class ValkeyBackend:
                         await _close(gone)
                     channel = Channel(await self._client(loop), self._cluster, loop)
                     with self._lock:
-                        if self._closed:
-                            raise UsageError(f"{self!r} is closed")
-                        self._channels[loop] = channel
-                        self._connecting.pop(loop, None)
+                        closed = self._closed
+                        if not closed:
+                            self._channels[loop] = channel
+                            self._connecting.pop(loop, None)
+                    if closed:  # closed while this client was being made: it goes too
+                        if self._given is None:
+                            await channel.client.close()
+                        raise UsageError(f"{self!r} is closed")
                     if not self._checked:
                         self._checked = True
                         spawn(self._check_quietly(channel.client))

@@ -3,8 +3,9 @@
 An error that means the server is unavailable (unreachable, timed out, refusing writes, a
 failed script) becomes a :class:`~glidelimit.BackendError`, which a limiter's failure policy
 may decide on. An error that means the client cannot be used at all (closed, made in another
-process) becomes a :class:`~glidelimit.UsageError`, which is raised whatever the policy.
-Anything else is a bug, and is raised as it is.
+process) or is not allowed to (a wrong password, no AUTH, an ACL that lacks a command)
+becomes a :class:`~glidelimit.UsageError`, which is raised whatever the policy: a limiter
+that is misconfigured must not quietly fail open. Anything else is a bug, raised as it is.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ def translate(exc: BaseException, doing: str) -> BaseException:
     from glide import ClosingError, GlideError
     from glide import ConfigurationError as GlideConfigurationError
 
-    if isinstance(exc, (ClosingError, GlideConfigurationError)):
+    if isinstance(exc, (ClosingError, GlideConfigurationError)) or _refused(exc):
         error: GlideLimitError = UsageError(f"cannot {doing}: {exc}")
     elif isinstance(exc, GlideError):
         error = BackendError(f"Valkey failed to {doing}: {exc}")
@@ -28,6 +29,12 @@ def translate(exc: BaseException, doing: str) -> BaseException:
         return exc
     error.__cause__ = exc
     return error
+
+
+def _refused(exc: BaseException) -> bool:
+    """Whether the server refused this client its credentials or a command (ACL)."""
+    text = str(exc)
+    return any(word in text for word in ("WRONGPASS", "NOAUTH", "NOPERM", "PermissionDenied"))
 
 
 @contextlib.contextmanager

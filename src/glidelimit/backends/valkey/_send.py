@@ -9,7 +9,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any, cast
 
-from ..._errors import BackendError
+from ..._errors import BackendError, UsageError
 from ...algorithms import Algorithm
 from ._errors import translate
 
@@ -182,7 +182,8 @@ def _deliver(calls: list[Call], value: object) -> None:
             call.value = result
         else:
             text = result.decode(errors="replace")
-            call.error = BackendError(f"Valkey failed to run {call.name}: {text}")
+            kind = UsageError if "NOPERM" in text else BackendError  # an ACL that lacks a command
+            call.error = kind(f"Valkey failed to run {call.name}: {text}")
 
 
 def _log_reload() -> None:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from ..._errors import ConfigurationError
 
@@ -23,16 +22,17 @@ _RECONNECT = {"num_of_retries": 4, "factor": 10, "exponent_base": 2}
 
 
 def redact(url: str) -> str:
-    """``url`` with its password (if any) replaced by ``***``: what messages may show."""
-    try:
-        parts = urlsplit(url)
-        if parts.password is None:
-            return url
-        user = parts.username or ""
-        host = parts.netloc.rpartition("@")[2]
-        return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
-    except ValueError:
-        return "<a URL that cannot be parsed>"
+    """``url`` with its password (if any) replaced by ``***``: what messages may show.
+
+    Read from the text itself, not from a parse: a password that is not URL-encoded (a
+    ``/``, ``#`` or ``?`` in it) would end the netloc where a parser looks for it."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    userinfo, _, host = rest.rpartition("@")
+    if ":" not in userinfo:
+        return url
+    return f"{scheme}://{userinfo.partition(':')[0]}:***@{host}"
 
 
 def config_from_url(url: str, options: dict[str, object]) -> Config:
@@ -60,12 +60,16 @@ def config_from_url(url: str, options: dict[str, object]) -> Config:
             why = why.replace(password, "***")
         return ConfigurationError(f"invalid Valkey URL {shown!r}: {why}; expected {_FORM}")
 
+    _, sep, rest = url.partition("://")
+    if sep and "@" in rest:
+        userinfo = rest.rpartition("@")[0]
+        password = unquote(userinfo.partition(":")[2])
     try:
         parts = urlsplit(url)
     except ValueError as exc:
         raise bad(str(exc)) from None
-    with contextlib.suppress(ValueError):
-        password = unquote(parts.password or "")
+    if password and unquote(parts.password or "") != password:
+        raise bad("the password holds a character that must be URL-encoded ('/', '#', '?')")
     if parts.scheme not in _SCHEMES:
         raise bad(f"unknown scheme {parts.scheme!r}")
     try:
