@@ -57,10 +57,14 @@ START_STANDALONE = [
     "+zrangebyscore",
     "+zrange",
     "+zremrangebyscore",
+    "+zremrangebyrank",
     "+zadd",
     "+zrem",
     "+zscore",
     "+zcard",
+    # optional: the backend reads maxmemory-policy at connect, to warn about an evicting
+    # server; refused, it says nothing and goes on
+    "+config|get",
 ]
 START_CLUSTER = [c for c in START_STANDALONE if c != "+info"] + [
     "+ping",
@@ -98,6 +102,13 @@ def algorithm_check(algorithm: str) -> Check:
         assert (await one.hit("k", cost=0)).allowed  # a cost of 0 on an idle key deletes it
         several = limiter(backend, ["5/second", "50/minute"], algorithm)
         assert (await several.hit("m", cost=2)).allowed
+        # a hit after older ones aged out, on a key that lives on: the sliding log removes them
+        rolling = limiter(backend, "3/second", algorithm)
+        assert (await rolling.hit("r")).allowed
+        await asyncio.sleep(0.6)
+        assert (await rolling.hit("r")).allowed  # the key now lives until 1.6 s
+        await asyncio.sleep(0.6)
+        assert (await rolling.hit("r")).allowed  # at 1.2 s: the first hit has aged out
 
     return check
 
