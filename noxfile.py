@@ -1,6 +1,12 @@
-"""Every check is a nox session: tests, lint, typecheck, bench (`nox -s NAME`)."""
+"""Every check is a nox session: tests, lint, typecheck, types, docs, matrix, redis, bench
+(`nox -s NAME`)."""
 
 from __future__ import annotations
+
+import glob
+import os
+import shutil
+from pathlib import Path
 
 import nox
 
@@ -19,11 +25,67 @@ TEST_DEPS = [
 ]
 
 
+#: The Pythons the package supports: the matrix sessions run the suite on each.
+PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
+ROOT = Path(__file__).resolve().parent
+
+
+def _find_pythons() -> None:
+    """Put each supported Python that pyenv installed on PATH, ahead of pyenv's shims: those
+    answer only for the versions pyenv has selected, and nox looks for ``python3.X`` on PATH."""
+    root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
+    found = []
+    for version in PYTHONS:
+        installed = sorted(glob.glob(os.path.join(root, "versions", f"{version}.*", "bin")))
+        if installed:
+            found.append(installed[-1])
+    if found:
+        os.environ["PATH"] = os.pathsep.join([*found, os.environ.get("PATH", "")])
+
+
+_find_pythons()
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
     """The whole test suite, against valkey-server processes it starts (standalone + cluster)."""
     session.install("-e", ".[all]", *TEST_DEPS)
     session.run("pytest", *session.posargs)
+
+
+def _run_installed(session: nox.Session, env: dict[str, str]) -> None:
+    """Build the wheel, install it with every extra, and run the suite against it: what a user
+    installs, not the source tree."""
+    dist = Path(session.create_tmp()).resolve() / "dist"
+    shutil.rmtree(dist, ignore_errors=True)
+    session.run("pip", "wheel", "--no-deps", "--wheel-dir", str(dist), str(ROOT), silent=True)
+    (wheel,) = dist.glob("glidelimit-*.whl")
+    session.install(f"glidelimit[all] @ {wheel.as_uri()}", *TEST_DEPS)
+    # The tests' own helpers (tests/_servers.py) are importable, the source tree is not: with
+    # --import-mode=importlib pytest adds nothing to sys.path, and the pytest script's
+    # sys.path[0] is its own folder, not the working directory.
+    env = {**env, "PYTHONPATH": str(ROOT / "tests"), "PYTHONSAFEPATH": "1"}
+    where = session.run(
+        "python", "-c", "import glidelimit; print(glidelimit.__file__)", env=env, silent=True
+    )
+    if not isinstance(where, str) or "site-packages" not in where:
+        session.error(f"glidelimit would be imported from {where!r}, not the installed wheel")
+    session.run(
+        "pytest", "--import-mode=importlib", "-p", "no:cacheprovider", *session.posargs, env=env
+    )
+
+
+@nox.session(python=PYTHONS)
+def matrix(session: nox.Session) -> None:
+    """The test suite on one Python (``nox -s matrix-3.12``), against the built wheel."""
+    _run_installed(session, {})
+
+
+@nox.session(python=PYTHONS[-1])
+def redis(session: nox.Session) -> None:
+    """The test suite against Redis OSS (redis-server and redis-cli on PATH; Debian's
+    redis-server package is 7.0) instead of Valkey, on the built wheel."""
+    _run_installed(session, {"GLIDELIMIT_TEST_SERVER": "redis"})
 
 
 @nox.session
@@ -39,6 +101,17 @@ def typecheck(session: nox.Session) -> None:
     """mypy --strict on src and tests."""
     session.install("-e", ".[all]", "mypy", "nox", *TEST_DEPS)
     session.run("mypy", "src", "tests", "noxfile.py")
+
+
+@nox.session
+def types(session: nox.Session) -> None:
+    """The public API's type completeness (``pyright --verifytypes``, on the installed
+    package), and the documented ways of calling it under ``pyright --strict``."""
+    session.install(".[all]", "pyright", *TEST_DEPS)
+    # from a folder where the source tree is not importable: pyright reads the installed copy
+    session.chdir(session.create_tmp())
+    session.run("pyright", "--verifytypes", "glidelimit", "--ignoreexternal")
+    session.run("pyright", str(ROOT / "tests" / "typing"))
 
 
 BENCH_PEERS = [

@@ -1,4 +1,7 @@
-"""valkey-server processes for the tests: standalone and a small cluster, on loopback only."""
+"""Server processes for the tests: standalone and a small cluster, on loopback only.
+
+valkey-server by default; redis-server with GLIDELIMIT_TEST_SERVER=redis.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +19,12 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 HOST = "127.0.0.1"
+# GLIDELIMIT_TEST_SERVER=redis runs the whole suite on Redis OSS (redis-server, redis-cli)
+# instead of Valkey: glidelimit supports both, and only a run on each shows it.
+SERVER = os.environ.get("GLIDELIMIT_TEST_SERVER", "valkey")
+if SERVER not in ("valkey", "redis"):
+    raise RuntimeError(f"GLIDELIMIT_TEST_SERVER must be valkey or redis, got {SERVER!r}")
+SERVER_BINARY, CLI_BINARY = f"{SERVER}-server", f"{SERVER}-cli"
 
 
 def require(binary: str) -> str:
@@ -23,8 +32,9 @@ def require(binary: str) -> str:
     if path is None:
         # Never a skip: a suite that silently skips its server proves nothing.
         raise RuntimeError(
-            f"{binary} is not on PATH: the tests need a real Valkey. Install valkey-server and "
-            "valkey-tools (see README.md, or run .ci/run which installs them)."
+            f"{binary} is not on PATH: the tests need a real server. Install valkey-server and "
+            "valkey-tools (see CONTRIBUTING.md, or run .ci/run which installs them); with "
+            "GLIDELIMIT_TEST_SERVER=redis, redis-server and redis-tools."
         )
     return path
 
@@ -64,7 +74,7 @@ def wait_for_http(url: str, proc: subprocess.Popen[Any], timeout: float = 20) ->
 
 def cli(port: int, *args: str | bytes, check: bool = True) -> str:
     done = subprocess.run(
-        [require("valkey-cli"), "-h", HOST, "-p", str(port), *args],
+        [require(CLI_BINARY), "-h", HOST, "-p", str(port), *args],
         capture_output=True,
         text=True,
         timeout=60,
@@ -72,7 +82,7 @@ def cli(port: int, *args: str | bytes, check: bool = True) -> str:
     )
     if check and done.returncode != 0:
         shown = " ".join(a if isinstance(a, str) else a.decode(errors="replace") for a in args)
-        raise RuntimeError(f"valkey-cli {shown} failed: {done.stdout}{done.stderr}")
+        raise RuntimeError(f"{CLI_BINARY} {shown} failed: {done.stdout}{done.stderr}")
     return done.stdout
 
 
@@ -132,7 +142,7 @@ class Server:
         log = open(os.path.join(self.directory, "valkey.log"), "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [
-                require("valkey-server"),
+                require(SERVER_BINARY),
                 "--bind",
                 HOST,
                 "--port",
@@ -159,12 +169,12 @@ class Server:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(
-                    f"valkey-server on port {self.port} exited: see {self.directory}"
+                    f"{SERVER_BINARY} on port {self.port} exited: see {self.directory}"
                 )
             if cli(self.port, "PING", check=False).strip() == "PONG":
                 return
             time.sleep(0.05)
-        raise RuntimeError(f"valkey-server on port {self.port} did not answer PING")
+        raise RuntimeError(f"{SERVER_BINARY} on port {self.port} did not answer PING")
 
     def kill(self, sig: int = signal.SIGTERM) -> None:
         if self.proc is not None and self.proc.poll() is None:

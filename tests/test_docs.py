@@ -23,11 +23,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-# The README's samples join once the README is rewritten so that they run (self-contained).
-RUN_README_SAMPLES = False
-SOURCES = sorted((ROOT / "docs").rglob("*.md")) + (
-    [ROOT / "README.md"] if RUN_README_SAMPLES else []
-)
+README = ROOT / "README.md"
+# The README's samples run like the docs' (the README is also the package index's page).
+RUN_README_SAMPLES = True
+SOURCES = sorted((ROOT / "docs").rglob("*.md")) + ([README] if RUN_README_SAMPLES else [])
+README_MAX_BYTES = 12 * 1024  # one page to read, not a second documentation site
 
 FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})\s*(?P<info>[^`]*)$")
 NOT_RUN = re.compile(r"^\s*<!--\s*not-run:(?P<reason>.*?)-->\s*$")
@@ -95,6 +95,24 @@ def test_samples_are_found() -> None:
     # a parser that found nothing would pass every sample vacuously
     assert len(SAMPLES) >= 20
     assert all(sample.code.strip() for sample in SAMPLES)
+    assert sum(sample.path == README for sample in SAMPLES) >= 3
+
+
+def test_the_readme_is_short() -> None:
+    size = len(README.read_bytes())
+    assert size <= README_MAX_BYTES, (
+        f"README.md is {size} bytes, over {README_MAX_BYTES}: move the detail to docs/"
+    )
+
+
+def test_the_readme_links_work_on_the_package_index() -> None:
+    # The package index shows README.md away from the repository: a relative link or image
+    # there points nowhere.
+    text = README.read_text(encoding="utf-8")
+    targets = re.findall(r"\]\(([^)\s]+)\)", text)
+    assert targets
+    relative = [target for target in targets if not target.startswith(("https://", "#"))]
+    assert relative == [], f"README.md links must be absolute: {relative}"
 
 
 @pytest.mark.parametrize(

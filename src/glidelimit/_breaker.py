@@ -53,8 +53,8 @@ class CircuitBreaker:
             raise ConfigurationError(
                 f"breaker cooldown must be a positive number of seconds, got {cooldown!r}"
             )
-        self.failures = failures
-        self.cooldown = float(cooldown)
+        self.failures: int = failures
+        self.cooldown: float = float(cooldown)
         self._clock = clock
         self._failed = 0  # consecutive failures
         self._skip_until = -math.inf  # while open: no call before this instant

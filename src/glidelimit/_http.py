@@ -56,11 +56,14 @@ class Policy:
     def __init__(self, quota: Quota, headers: HeaderStyle = "ietf") -> None:
         if headers not in _STYLES:
             raise ConfigurationError(f"headers must be one of {list(_STYLES)}, got {headers!r}")
-        self.style = headers
-        self.rates = rates = quota.limits.rates
+        self.style: HeaderStyle = headers
+        self.rates: tuple[Rate, ...] = quota.limits.rates
+        rates = self.rates
         # one policy per rate; a single rate's policy is named after the limiter (or tier)
         label = quota.label
-        self.names = [label] if len(rates) == 1 else [f"{label}:{rate}" for rate in rates]
+        self.names: list[str] = (
+            [label] if len(rates) == 1 else [f"{label}:{rate}" for rate in rates]
+        )
         self._quoted = [_sf_string(name) for name in self.names]
         self._policy = ", ".join(
             f"{quoted};q={cap};w={math.ceil(rate.period)}"
@@ -161,12 +164,12 @@ class HttpLimit:
             raise ConfigurationError(f"tier given, but limiter {limiter.name!r} has no tiers")
         if isinstance(tier, str):
             limiter.quota(tier)  # an unknown tier is refused now
-        self.limiter = limiter
-        self.style = headers
-        self.key = default() if key is None else key
-        self.cost = cost
-        self.exempt = exempt
-        self.tier = tier
+        self.limiter: Limiter = limiter
+        self.style: HeaderStyle = headers
+        self.key: KeyFunc = default() if key is None else key
+        self.cost: int | CostFunc = cost
+        self.exempt: ExemptFunc | None = exempt
+        self.tier: str | TierFunc | None = tier
         self._policies: dict[Quota, Policy] = {}
         self.policy(limiter.quota())  # a bad header style is refused now
 
@@ -218,10 +221,10 @@ class InFlightLimit:
         timeout: float = 0.0,
         exempt: ExemptFunc | None = None,
     ) -> None:
-        self.limiter = limiter
-        self.key = client_ip() if key is None else key
-        self.timeout = timeout
-        self.exempt = exempt
+        self.limiter: ConcurrencyLimiter = limiter
+        self.key: KeyFunc = client_ip() if key is None else key
+        self.timeout: float = timeout
+        self.exempt: ExemptFunc | None = exempt
 
     async def key_of(self, request: RequestInfo) -> str | None:
         """The key of ``request``'s slot, or None if it is not limited."""

@@ -42,11 +42,11 @@ class RequestInfo:
         raw_headers: Callable[[], Iterable[tuple[str, str]]],
         user: Callable[[], str | None] = lambda: None,
     ) -> None:
-        self.native = native
-        self.client_host = client_host
-        self.method = method
-        self.path = path
-        self.route = route
+        self.native: object = native
+        self.client_host: str | None = client_host
+        self.method: str = method
+        self.path: str = path
+        self.route: str | None = route
         self._raw_headers = raw_headers
         self._user = user
 

@@ -50,14 +50,16 @@ class Tiers(Mapping[str, tuple[Rate, ...]]):
         self._rates: dict[str, tuple[Rate, ...]] = {}
         for name, rates in tiers.items():
             self[name] = rates
-        self.default = next(iter(self._rates)) if default is None else default
+        #: The tier of a decision that names none, when there is no lookup.
+        self.default: str = next(iter(self._rates)) if default is None else default
         if self.default not in self._rates:
             raise ConfigurationError(
                 f"default tier {default!r} is not one of the tiers {sorted(self._rates)}"
             )
         if lookup is not None and not callable(lookup):
             raise ConfigurationError(f"lookup must be a function of a key, got {lookup!r}")
-        self.lookup = lookup
+        #: Picks a key's tier, for decisions that name none.
+        self.lookup: TierLookup | None = lookup
 
     def __repr__(self) -> str:
         shown = {name: [str(r) for r in rates] for name, rates in self._rates.items()}

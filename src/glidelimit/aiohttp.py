@@ -17,10 +17,10 @@ from typing import TypeAlias
 try:
     from aiohttp import web
     from aiohttp.typedefs import Handler, Middleware
-except ImportError as exc:  # pragma: no cover
+except ImportError as _missing:  # pragma: no cover
     raise ImportError(
         "glidelimit.aiohttp needs aiohttp: pip install 'glidelimit[aiohttp]'"
-    ) from exc
+    ) from _missing
 
 from ._concurrency import ConcurrencyLimiter
 from ._decision import Decision, RateLimitExceeded

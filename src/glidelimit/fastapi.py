@@ -20,10 +20,10 @@ try:
     from starlette.responses import Response
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
     from starlette.websockets import WebSocket
-except ImportError as exc:  # pragma: no cover
+except ImportError as _missing:  # pragma: no cover
     raise ImportError(
         "glidelimit.fastapi needs FastAPI (or Starlette): pip install 'glidelimit[fastapi]'"
-    ) from exc
+    ) from _missing
 
 from ._concurrency import ConcurrencyLimiter
 from ._decision import Decision, RateLimitExceeded
@@ -149,10 +149,10 @@ class RateLimit:
         tier: str | TierFunc | None = None,
     ) -> None:
         limiter = as_limiter(limiter_or_rate, "route", declared_at(1))
-        self.gate = HttpLimit(
+        self.gate: HttpLimit = HttpLimit(
             limiter, key=key, cost=cost, headers=headers, exempt=exempt, tier=tier
         )
-        self.on_denied = on_denied
+        self.on_denied: OnDenied | None = on_denied
 
     @property
     def limiter(self) -> Limiter:
@@ -196,7 +196,7 @@ class WebSocketRateLimit:
         exempt: ExemptFunc | None = None,
     ) -> None:
         limiter = as_limiter(limiter_or_rate, "websocket", declared_at(1))
-        self.gate = HttpLimit(limiter, key=key, cost=cost, headers="none", exempt=exempt)
+        self.gate: HttpLimit = HttpLimit(limiter, key=key, cost=cost, headers="none", exempt=exempt)
 
     async def __call__(self, websocket: WebSocket) -> Decision | None:
         return await self.message(websocket)
@@ -235,7 +235,7 @@ class ConcurrencyLimit:
         timeout: float = 0.0,
         exempt: ExemptFunc | None = None,
     ) -> None:
-        self.gate = InFlightLimit(limiter, key=key, timeout=timeout, exempt=exempt)
+        self.gate: InFlightLimit = InFlightLimit(limiter, key=key, timeout=timeout, exempt=exempt)
 
     @property
     def limiter(self) -> ConcurrencyLimiter:
@@ -292,14 +292,14 @@ class RateLimitMiddleware:
         on_denied: OnDenied | None = None,
         tier: str | TierFunc | None = None,
     ) -> None:
-        self.app = app
+        self.app: ASGIApp = app
         # Starlette makes the middleware when the app starts, far from where it was declared:
         # a limiter made from a rate is named after the rate alone
         limiter = as_limiter(limiter, "app", "RateLimitMiddleware")
-        self.gate = HttpLimit(
+        self.gate: HttpLimit = HttpLimit(
             limiter, key=key, cost=cost, headers=headers, exempt=exempt, tier=tier
         )
-        self.on_denied = on_denied
+        self.on_denied: OnDenied | None = on_denied
         self._templates = RouteTemplates()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -20,7 +20,8 @@ class ManualClock:
     """
 
     def __init__(self, start: float = 1_000.0) -> None:
-        self.now = start
+        #: The current reading, in seconds.
+        self.now: float = start
 
     def __call__(self) -> float:
         return self.now
