@@ -144,7 +144,7 @@ class Limiter:
         if lease and algorithm not in ("gcra", "fixed_window"):
             raise ConfigurationError(f"leases work with gcra and fixed_window, not {algorithm!r}")
         #: How this limiter leases slices of its hot keys (None: it does not).
-        self.lease = lease or None
+        self.lease: Lease | None = lease or None
         self._leases = Leases(lease, self._guard.quietly) if lease else None
 
     def _make_quota(self, tier: str | None) -> Quota:
