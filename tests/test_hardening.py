@@ -154,7 +154,9 @@ async def test_cancelling_a_batched_call_leaves_the_others_their_answers(
 async def test_random_cancellation_under_load_never_admits_an_exhausted_key(
     deployment_backend: ValkeyBackend, name: str
 ) -> None:
-    limiter = Limiter("5/minute", backend=deployment_backend, name=name)  # fails open
+    # fails open, were it asked; and a budget that no call runs out of on a loaded machine:
+    # what is tested is that cancellations never let the policy decide
+    limiter = Limiter("5/minute", backend=deployment_backend, name=name, backend_timeout=5)
     for _ in range(5):
         await limiter.hit("victim")
     admitted = degraded = answered = 0
