@@ -21,8 +21,9 @@ import pytest
 from _servers import Deployment, Server, command, free_port
 from glidelimit import Limiter, ValkeyBackend, __version__
 from glidelimit.backends.valkey._scan import escape_glob
-from glidelimit.cli import _common, _parser, main
+from glidelimit.cli import _common, main
 from glidelimit.cli._glob import glob_regex
+from glidelimit.cli._parser import parser
 from glidelimit.cli._state import KEYS_HEADER
 
 PASSWORD = "hunter2-s3cret"
@@ -352,7 +353,7 @@ def test_bench_table(capsys: pytest.CaptureFixture[str], valkey_url: str) -> Non
 
 
 def test_every_option_says_its_default() -> None:
-    (commands,) = [a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    (commands,) = [a for a in parser()._actions if isinstance(a, argparse._SubParsersAction)]
     subcommands: dict[str, argparse.ArgumentParser] = commands.choices
     assert set(subcommands) == {"inspect", "reset", "keys", "bench", "demo"}
     for which, sub in subcommands.items():
