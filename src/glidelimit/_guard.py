@@ -91,6 +91,14 @@ class Guard:
         #: The limiter's metrics, while they are on (see :func:`glidelimit.instrument`).
         self.meter: Meter | None = meter_for(self)
 
+    async def decide(self, quota: Quota, keys: tuple[bytes, ...], cost: int, mode: int) -> Decision:
+        """A decision of ``mode`` for ``cost`` on ``keys``, made on the backend (see
+        :meth:`settle`)."""
+        answer = quota.execute(keys, cost, mode, -1, b"")
+        if isinstance(answer, list):
+            return decode(answer, quota.limits)
+        return await self.settle(quota, answer, keys, cost, mode)
+
     async def settle(
         self,
         quota: Quota,

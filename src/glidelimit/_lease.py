@@ -20,21 +20,21 @@ from __future__ import annotations
 
 import math
 import os
-import struct
 import time
 import weakref
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import anyio
 
-from ._decision import Decision, RateState
+from ._decision import Decision
 from ._errors import ConfigurationError
+from ._guard import Guard
 from ._quota import Quota
 from ._runtime import spawn
+from ._slice import Slice
 from .algorithms import Mode
 
-_LEASE, _GIVE_BACK = int(Mode.LEASE), int(Mode.GIVE_BACK)
+_HIT, _LEASE, _GIVE_BACK = int(Mode.HIT), int(Mode.LEASE), int(Mode.GIVE_BACK)
 _KEYS_WATCHED = 10_000  # keys whose demand one limiter counts at once
 _MOST = 1024  # units in one slice at most: a slice's units are worked out when it comes
 _all: weakref.WeakSet[Leases] = weakref.WeakSet()
@@ -81,59 +81,12 @@ class Lease:
             )
 
 
-class Slice:
-    """Units of one key's quota that this process holds: unit i (from 0) may be spent from
-    ``opens[i]`` until ``closes[i]`` (``time.monotonic()`` seconds).
-
-    The server's clock is not this process's: the grant was made some time between sending
-    the lease and its answer. So a unit opens that long after the answer came, and closes
-    that long after the lease was sent: both err on the safe side.
-    """
-
-    __slots__ = ("closes", "granted", "keys", "last_used", "opens", "quota", "received", "sent",
-                 "spent", "terms")  # fmt: skip
-
-    def __init__(self, quota: Quota, keys: tuple[bytes, ...], raw: list[int], sent: float) -> None:
-        self.quota = quota
-        self.keys = keys
-        self.granted = raw[0]
-        self.spent = 0
-        self.sent = sent
-        self.received = self.last_used = time.monotonic()
-        # per entry: (its remaining and reset as of the grant, a, b)
-        self.terms = [
-            (raw[1 + 4 * i], raw[2 + 4 * i], raw[3 + 4 * i], raw[4 + 4 * i])
-            for i in range(len(quota.limits.entries))
-        ]
-        # worked out once, so that spending a unit is a lookup (one unit's stand for all, if
-        # every unit's are the same)
-        terms = quota.algorithm.unit_terms
-        self.opens: list[float] = []
-        self.closes: list[float] = []
-        for i in range(1 if quota.algorithm.same_terms else self.granted):
-            latest, earliest = 0, math.inf
-            for (limit, period, cap), (_, reset, _, b) in zip(quota.limits.entries, self.terms):
-                opens, closes = terms(i, reset, b, limit, period, cap)
-                latest, earliest = max(latest, opens), min(earliest, closes)
-            self.opens.append(self.received + latest / 1000)
-            self.closes.append(self.sent + earliest / 1000)
-
-    def holder(self) -> bytes:
-        """What giving back needs per entry: a and the b as take_back() checks it."""
-        after = self.quota.algorithm.after_grant
-        return b"".join(
-            struct.pack("<dd", a, after(b, self.granted, period))
-            for (_, period, _), (_, _, a, b) in zip(self.quota.limits.entries, self.terms)
-        )
-
-
 class Leases:
     """The slices one limiter holds, by key, and the demand that decides which keys are hot."""
 
-    def __init__(
-        self, policy: Lease, quietly: Callable[[Awaitable[list[int]], str], Awaitable[object]]
-    ) -> None:
+    def __init__(self, policy: Lease, guard: Guard) -> None:
         self.policy = policy
+        self._guard = guard
         self.slices: dict[bytes, Slice] = {}
         self.pending: dict[bytes, anyio.Event] = {}  # keys whose slice is on its way
         self.failed: dict[bytes, bool] = {}  # keys whose last lease the backend failed
@@ -143,7 +96,6 @@ class Leases:
         self._demand: dict[bytes, list[float]] = {}
         self._cold: dict[bytes, float] = {}  # keys not worth a slice, until when
         _all.add(self)
-        self._quietly = quietly
 
     def spend(self, quota: Quota, key: bytes, cost: int) -> Decision | None:
         """A decision made with ``key``'s slice, or None (no slice, or not enough in it)."""
@@ -165,7 +117,7 @@ class Leases:
                 last = max(demand[3] if demand else 0, self.policy.min_hits)
                 self._demand[key] = [now, last / 2, last / 2, last]
                 return None
-            return self._decision(empty, False, until - now)
+            return empty.decision(False, until - now)
         spent, granted, closes = found.spent, found.granted, found.closes
         same = len(closes) == 1  # every unit stands as the first does
         while spent < granted and closes[0 if same else spent] < now:
@@ -184,9 +136,49 @@ class Leases:
         found.last_used = now
         opens = found.opens[0 if same else last]
         if opens > now:  # the units are still to come (gcra): wait for them, here
-            return self._decision(found, False, opens - now)
+            return found.decision(False, opens - now)
         found.spent = last + 1
-        return self._decision(found, True, 0.0)
+        return found.decision(True, 0.0)
+
+    async def hit(self, quota: Quota, keys: tuple[bytes, ...], cost: int) -> Decision:
+        """A hit that this process's slice of the key (if any) could not decide: with a slice
+        taken now if the key is hot, or else as a plain hit."""
+        key = keys[0]
+        guard = self._guard
+        while True:
+            pending = self.pending.get(key)
+            if pending is None:
+                wanted = self.wanted(key, quota, cost)
+                break
+            await pending.wait()  # a slice is on its way: wait for it, rather than ask too
+            decision = self.spend(quota, key, cost)
+            if decision is not None:
+                return decision
+            if self.failed.get(key):  # the backend failed that very lease: not asked again
+                return await guard.failed_just_now(quota, keys, cost)
+        if not wanted:
+            return await guard.decide(quota, keys, cost, _HIT)
+        done = self.pending[key] = anyio.Event()
+        try:
+            sent = time.monotonic()
+            answer = quota.execute(keys, wanted, _LEASE, round(self.policy.window * 1000), b"")
+
+            def give_back(raw: list[int]) -> None:  # a slice whose taker is gone
+                spawn(self.give_back(Slice(quota, keys, raw, sent)))
+
+            if isinstance(answer, list):
+                raw: list[int] | Decision = answer
+            else:
+                raw = await guard.lease(quota, answer, keys, cost, give_back)
+            if not isinstance(raw, list):  # decided without the backend
+                self.failed[key] = True
+                return raw
+            self.failed.pop(key, None)
+            return self.granted(quota, keys, cost, raw, sent)
+        finally:
+            if self.pending.get(key) is done:
+                del self.pending[key]
+            done.set()
 
     def wanted(self, key: bytes, quota: Quota, cost: int) -> int:
         """How many units to lease for ``key`` now that it is hit again (0: it is not hot)."""
@@ -235,20 +227,20 @@ class Leases:
                 self.slices[key] = held
                 spawn(self._give_back_when_quiet(key, held))
             if held.spent:
-                return self._decision(held, True, 0.0)
+                return held.decision(True, 0.0)
             opens = held.opens[0 if len(held.opens) == 1 else last]
-            return self._decision(held, False, max(opens - now, 0.001))
+            return held.decision(False, max(opens - now, 0.001))
         if held.granted:  # too little for this cost: not kept
             spawn(self.give_back(held))
         # denied until the quota frees: remembered, so that the denied do not ask again (for
         # a while: others may give units back)
-        retry = self._retry(held, cost)
+        retry = held.retry(cost)
         if retry < math.inf:
             if len(self.denied) >= _KEYS_WATCHED:
                 self.denied.clear()
             remember = min(retry, max(4 * self.policy.window, 1.0))
             self.denied[key] = (sent + remember, cost, held)
-        return self._decision(held, False, retry)
+        return held.decision(False, retry)
 
     def forget(self, key: bytes) -> None:
         """Drop what is held or remembered for ``key`` (it was reset)."""
@@ -276,7 +268,7 @@ class Leases:
             held.spent = held.granted
             answer = held.quota.execute(held.keys, unused, _GIVE_BACK, -1, held.holder())
             if not isinstance(answer, list):
-                await self._quietly(answer, "give a slice back")
+                await self._guard.quietly(answer, "give a slice back")
 
     async def aclose(self) -> None:
         """Give back every slice's unused units, all at once."""
@@ -284,51 +276,6 @@ class Leases:
         async with anyio.create_task_group() as tg:
             for held in slices:
                 tg.start_soon(self.give_back, held)
-
-    @staticmethod
-    def _retry(held: Slice, cost: int) -> float:
-        """Seconds until ``cost`` could be had again, from a lease's answer."""
-        retry = held.quota.algorithm.slice_retry
-        return (
-            max(
-                retry(cost, held.granted, reset, b, limit, period, cap)
-                for (limit, period, cap), (_, reset, _, b) in zip(
-                    held.quota.limits.entries, held.terms
-                )
-            )
-            / 1000
-        )
-
-    @staticmethod
-    def _decision(held: Slice, allowed: bool, retry: float) -> Decision:
-        """A decision made with a slice: what the server said at the grant, and the units
-        this process still holds."""
-        left = held.granted - held.spent
-        elapsed = held.last_used - held.sent
-        quota = held.quota
-        states = tuple(
-            [
-                RateState(rate, cap, remaining + left, max(reset / 1000 - elapsed, 0.0))
-                for rate, (_, _, cap), (remaining, reset, _, _) in zip(
-                    quota.limits.rates, quota.limits.entries, held.terms
-                )
-            ]
-        )
-        binding = states[0] if len(states) == 1 else min(states, key=_remaining)
-        return Decision(
-            allowed,
-            binding.limit,
-            binding.remaining,
-            binding.reset_after,
-            retry,
-            binding.rate,
-            False,
-            states,
-        )
-
-
-def _remaining(state: RateState) -> int:
-    return state.remaining
 
 
 def _forget_after_fork() -> None:

@@ -1,26 +1,21 @@
 from __future__ import annotations
 
 import functools
-import math
-import random
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from time import perf_counter
 from types import TracebackType
 from typing import Any, ParamSpec, TypeAlias, TypeVar
 
-import anyio
-
+from ._acquire import acquire
 from ._breaker import CircuitBreaker
 from ._decision import Decision, RateLimitExceeded
 from ._errors import ConfigurationError
 from ._guard import FailurePolicy, Guard
-from ._lease import Lease, Leases, Slice
-from ._quota import Quota, decode, key_head
-from ._rate import MAX_EXACT, Rate, to_rates
-from ._runtime import spawn
+from ._lease import Lease, Leases
+from ._quota import Quota, Quotas, decode, key_head
+from ._rate import Rate, to_rates
 from ._tiers import Tiers
-from .algorithms import ALGORITHMS, Limits, Mode
+from .algorithms import ALGORITHMS, Mode
 from .backends import Backend, MemoryBackend
 
 P = ParamSpec("P")
@@ -29,7 +24,7 @@ V = TypeVar("V")
 #: A function of a throttled call's arguments (one, two or three of them; a lambda's
 #: parameters are then typed for type checkers in strict mode).
 ArgsFunc: TypeAlias = "Callable[[Any], V] | Callable[[Any, Any], V] | Callable[[Any, Any, Any], V]"
-_HIT, _PEEK, _RESERVE, _LEASE = int(Mode.HIT), int(Mode.PEEK), int(Mode.RESERVE), int(Mode.LEASE)
+_HIT, _PEEK = int(Mode.HIT), int(Mode.PEEK)
 
 _default_backend: MemoryBackend | None = None
 
@@ -127,16 +122,12 @@ class Limiter:
         self.algorithm = algorithm
         self.backend: Backend = checked_backend(backend)
         self.name = name
-        self._head = key_head(name, prefix)
         self._guard = Guard(
             name, self.backend, on_backend_error, backend_timeout, breaker, local_cache
         )
-        if self.tiers is not None and burst is not None:
-            raise ConfigurationError("burst cannot be given with tiers: each tier's is its limit")
-        self._capacities = self._checked_bursts(burst)
-        # a fixed limiter's one quota; a tiered limiter makes one per tier, as they are used
-        self._quota: Quota | None = None if self.tiers is not None else self._make_quota(None)
-        self._tiered: dict[str, Quota] = {}
+        head = key_head(name, prefix)
+        self._quotas = Quotas(self.rates, self.tiers, algorithm, self.backend, head, name, burst)
+        self._quota = self._quotas.fixed  # None with tiers: each decision finds its tier's
         if lease is True:
             lease = Lease()
         if lease is not False and not isinstance(lease, Lease):
@@ -145,19 +136,7 @@ class Limiter:
             raise ConfigurationError(f"leases work with gcra and fixed_window, not {algorithm!r}")
         #: How this limiter leases slices of its hot keys (None: it does not).
         self.lease: Lease | None = lease or None
-        self._leases = Leases(lease, self._guard.quietly) if lease else None
-
-    def _make_quota(self, tier: str | None) -> Quota:
-        algorithm = self.algorithm
-        if tier is None:
-            rates, capacities, label, part = self.rates, self._capacities, self.name, ""
-        else:
-            assert self.tiers is not None
-            rates, label, part = self.tiers[tier], tier, f"{tier}:"
-            capacities = tuple(r.limit for r in rates)
-        tails = tuple(f"}}:{part}{algorithm}:{r.limit}:{r.period_ms}".encode() for r in rates)
-        limits = Limits.of(rates, capacities)
-        return Quota(ALGORITHMS[algorithm], limits, self.backend, self._head, tails, label)
+        self._leases = Leases(lease, self._guard) if lease else None
 
     def quota(self, tier: str | None = None) -> Quota:
         """The rates that decide for ``tier`` (or, without tiers, for every key), bound to
@@ -166,17 +145,7 @@ class Limiter:
         Raises:
             ConfigurationError: If ``tier`` is not one of the limiter's tiers.
         """
-        if self.tiers is None:
-            if tier is not None:
-                raise ConfigurationError(f"limiter {self.name!r} has no tiers, got tier={tier!r}")
-            assert self._quota is not None
-            return self._quota
-        name = self.tiers.default if tier is None else tier
-        rates = self.tiers[name]
-        quota = self._tiered.get(name)
-        if quota is None or quota.limits.rates is not rates:  # new, or its rates changed
-            quota = self._tiered[name] = self._make_quota(name)
-        return quota
+        return self._quotas.get(tier)
 
     async def tier_of(self, key: str, tier: str | None = None) -> str | None:
         """The tier that decides ``key``: ``tier`` if given, else the tiers' lookup's answer,
@@ -187,25 +156,6 @@ class Limiter:
 
     async def _quota_of(self, key: str, tier: str | None) -> Quota:
         return self.quota(await self.tier_of(key, tier))
-
-    def _checked_bursts(self, burst: int | Sequence[int] | None) -> tuple[int, ...]:
-        if burst is None:
-            return tuple(r.limit for r in self.rates)
-        if self.algorithm != "gcra":
-            raise ConfigurationError(
-                f"burst applies to the gcra algorithm only, not {self.algorithm!r}"
-            )
-        bursts = [burst] if isinstance(burst, int) else list(burst)
-        if len(bursts) != len(self.rates):
-            raise ConfigurationError(
-                f"burst must be one integer per rate: {len(self.rates)} rate(s), got {burst!r}"
-            )
-        for b, rate in zip(bursts, self.rates):
-            if isinstance(b, bool) or not isinstance(b, int) or b < 1:
-                raise ConfigurationError(f"burst must be an integer >= 1, got {b!r}")
-            if b * rate.period_ms > MAX_EXACT:
-                raise ConfigurationError(f"burst {b} is too large for rate {rate}")
-        return tuple(bursts)
 
     def __repr__(self) -> str:
         rates = [str(rate) for rate in self.rates]
@@ -231,7 +181,7 @@ class Limiter:
     def capacities(self) -> tuple[int, ...]:
         """Each rate's capacity: its limit, or for ``gcra`` its burst (with tiers: the
         default tier's)."""
-        return self._capacities
+        return self._quotas.capacities
 
     def keys(self, key: str, *, tier: str | None = None) -> tuple[bytes, ...]:
         """The backend keys that hold ``key``'s state, one per rate (of ``tier``).
@@ -265,7 +215,7 @@ class Limiter:
         leases = self._leases
         if leases is not None and cost:
             found = leases.spend(quota, keys[0], cost)  # decided here, with this process's slice
-            decision = found if found is not None else await self._leased(quota, keys, cost)
+            decision = found if found is not None else await leases.hit(quota, keys, cost)
         else:
             answer = quota.execute(keys, cost, _HIT, -1, b"")
             if isinstance(answer, list):
@@ -275,52 +225,6 @@ class Limiter:
         if meter is not None:
             meter.decision(decision, started)
         return decision
-
-    async def _leased(self, quota: Quota, keys: tuple[bytes, ...], cost: int) -> Decision:
-        """A hit that this process's slice of the key (if any) could not decide: with a slice
-        taken now if the key is hot, or else as a plain hit."""
-        leases = self._leases
-        assert leases is not None
-        key = keys[0]
-        wanted = 0
-        while True:
-            pending = leases.pending.get(key)
-            if pending is None:
-                wanted = leases.wanted(key, quota, cost)
-                break
-            await pending.wait()  # a slice is on its way: wait for it, rather than ask too
-            decision = leases.spend(quota, key, cost)
-            if decision is not None:
-                return decision
-            if leases.failed.get(key):  # the backend failed that very lease: not asked again
-                return await self._guard.failed_just_now(quota, keys, cost)
-        if not wanted:
-            answer = quota.execute(keys, cost, _HIT, -1, b"")
-            if isinstance(answer, list):
-                return decode(answer, quota.limits)
-            return await self._guard.settle(quota, answer, keys, cost, _HIT)
-        done = leases.pending[key] = anyio.Event()
-        try:
-            sent = time.monotonic()
-            horizon = round(leases.policy.window * 1000)
-            answer = quota.execute(keys, wanted, _LEASE, horizon, b"")
-
-            def give_back(raw: list[int]) -> None:  # a slice whose taker is gone
-                spawn(leases.give_back(Slice(quota, keys, raw, sent)))
-
-            if isinstance(answer, list):
-                raw: list[int] | Decision = answer
-            else:
-                raw = await self._guard.lease(quota, answer, keys, cost, give_back)
-            if not isinstance(raw, list):  # decided without the backend
-                leases.failed[key] = True
-                return raw
-            leases.failed.pop(key, None)
-            return leases.granted(quota, keys, cost, raw, sent)
-        finally:
-            if leases.pending.get(key) is done:
-                del leases.pending[key]
-            done.set()
 
     async def peek(self, key: str, cost: int = 1, *, tier: str | None = None) -> Decision:
         """The decision a hit of ``cost`` would get now, without spending anything.
@@ -332,10 +236,7 @@ class Limiter:
             quota = await self._quota_of(key, tier)
         keys = quota.keys(key)
         quota.check_cost(cost)
-        answer = quota.execute(keys, cost, _PEEK, -1, b"")
-        if isinstance(answer, list):
-            return decode(answer, quota.limits)
-        return await self._guard.settle(quota, answer, keys, cost, _PEEK)
+        return await self._guard.decide(quota, keys, cost, _PEEK)
 
     async def acquire(
         self, key: str, cost: int = 1, timeout: float | None = None, *, tier: str | None = None
@@ -359,75 +260,10 @@ class Limiter:
             raise ConfigurationError(f"timeout must be None or seconds >= 0, got {timeout!r}")
         meter = self._guard.meter
         started = perf_counter()
-        if quota.algorithm.reservable:
-            decision = await self._reserve(quota, keys, cost, timeout)
-        else:
-            decision = await self._retry(quota, keys, cost, timeout)
+        decision = await acquire(self._guard, quota, keys, cost, timeout)
         if meter is not None:
             meter.waited(perf_counter() - started)
         return decision
-
-    async def _retry(
-        self, quota: Quota, keys: tuple[bytes, ...], cost: int, timeout: float | None
-    ) -> Decision:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            answer = quota.execute(keys, cost, _HIT, -1, b"")
-            if isinstance(answer, list):
-                decision = decode(answer, quota.limits)
-            else:
-                decision = await self._guard.settle(quota, answer, keys, cost, _HIT)
-            if decision.allowed:
-                return decision
-            if math.isinf(decision.retry_after):
-                raise RateLimitExceeded(decision)
-            # jitter, so that waiters denied together do not all come back together
-            wait = decision.retry_after * (1 + 0.1 * random.random())
-            if deadline is not None:
-                left = deadline - time.monotonic()
-                if decision.retry_after > left:
-                    raise RateLimitExceeded(decision)
-                wait = min(wait, left)
-            await anyio.sleep(wait)
-
-    async def _reserve(
-        self, quota: Quota, keys: tuple[bytes, ...], cost: int, timeout: float | None
-    ) -> Decision:
-        forever = timeout is None or math.isinf(timeout)
-        max_wait = -1 if forever else int(timeout * 1000)  # type: ignore[operator]
-
-        def give_back(raw: list[int]) -> None:  # for a reservation whose waiter is gone
-            if raw[0] == 1:
-                answer = quota.execute(keys, -cost, _HIT, -1, b"")
-                if not isinstance(answer, list):
-                    spawn(self._guard.quietly(answer, "give a reservation back"))
-
-        answer = quota.execute(keys, cost, _RESERVE, max_wait, b"")
-        if isinstance(answer, list):
-            decision = decode(answer, quota.limits)
-        else:
-            decision = await self._guard.settle(
-                quota, answer, keys, cost, _RESERVE, max_wait, undo=give_back
-            )
-        if not decision.allowed:
-            raise RateLimitExceeded(decision)
-        try:
-            await anyio.sleep(decision.retry_after)
-        except BaseException:
-            if not decision.degraded:  # a degraded decision reserved nothing
-                await self._give_back(quota, keys, cost)
-            raise
-        return decision._replace(
-            retry_after=0.0, reset_after=max(decision.reset_after - decision.retry_after, 0.0)
-        )
-
-    async def _give_back(self, quota: Quota, keys: tuple[bytes, ...], cost: int) -> None:
-        """Give a reservation back, on a task of its own that no cancellation cuts short; wait
-        for it unless cancelled again."""
-        answer = quota.execute(keys, -cost, _HIT, -1, b"")
-        if not isinstance(answer, list):
-            with anyio.CancelScope(shield=True):
-                await spawn(self._guard.quietly(answer, "give a reservation back")).wait()
 
     def throttle(
         self,

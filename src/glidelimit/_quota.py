@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Sequence
 from typing import NoReturn
 
 from ._decision import Decision, RateState
 from ._errors import ConfigurationError
-from ._rate import MAX_EXACT
-from .algorithms import Algorithm, Limits
+from ._rate import MAX_EXACT, Rate
+from ._tiers import Tiers
+from .algorithms import ALGORITHMS, Algorithm, Limits
 from .backends import Backend, Executor
 
 # A named tuple made from a tuple of all its fields: no argument handling, about half the cost
@@ -107,6 +109,98 @@ class Quota:
         if isinstance(cost, bool) or not isinstance(cost, int) or cost < 0:
             raise ConfigurationError(f"cost must be a non-negative integer, got {cost!r}")
         raise ConfigurationError(f"cost {cost} is too large (at most {self.max_cost})")
+
+
+class Quotas:
+    """A limiter's quotas: its one, or with :class:`Tiers` one per tier, made when the tier is
+    first used and again when its rates change.
+
+    Args:
+        rates: The rates (with tiers: the default tier's).
+        tiers: The tiers, or None.
+        algorithm: The algorithm's name (checked by the caller).
+        backend: Where decisions are made.
+        head: How the limiter's keys start (:func:`key_head`).
+        name: The limiter's name: what HTTP headers call a quota without tiers.
+        burst: ``gcra`` only, without tiers: each rate's capacity, or one for all.
+
+    Raises:
+        ConfigurationError: A burst that is not one integer >= 1 per rate, or that is given
+            with tiers or for another algorithm.
+    """
+
+    def __init__(
+        self,
+        rates: tuple[Rate, ...],
+        tiers: Tiers | None,
+        algorithm: str,
+        backend: Backend,
+        head: bytes,
+        name: str,
+        burst: int | Sequence[int] | None,
+    ) -> None:
+        self.rates = rates
+        self.tiers = tiers
+        self.algorithm = algorithm
+        self.backend = backend
+        self.head = head
+        self.name = name
+        if tiers is not None and burst is not None:
+            raise ConfigurationError("burst cannot be given with tiers: each tier's is its limit")
+        #: Each rate's capacity: its limit, or for ``gcra`` its burst.
+        self.capacities = self._checked_bursts(burst)
+        #: The one quota of a limiter without tiers.
+        self.fixed: Quota | None = None if tiers is not None else self._make(None)
+        self._tiered: dict[str, Quota] = {}
+
+    def get(self, tier: str | None) -> Quota:
+        """The quota of ``tier`` (None: the default tier's, or the one quota without tiers).
+
+        Raises:
+            ConfigurationError: If ``tier`` is not one of the tiers.
+        """
+        if self.tiers is None:
+            if tier is not None:
+                raise ConfigurationError(f"limiter {self.name!r} has no tiers, got tier={tier!r}")
+            assert self.fixed is not None
+            return self.fixed
+        name = self.tiers.default if tier is None else tier
+        rates = self.tiers[name]
+        quota = self._tiered.get(name)
+        if quota is None or quota.limits.rates is not rates:  # new, or its rates changed
+            quota = self._tiered[name] = self._make(name)
+        return quota
+
+    def _make(self, tier: str | None) -> Quota:
+        algorithm = self.algorithm
+        if tier is None:
+            rates, capacities, label, part = self.rates, self.capacities, self.name, ""
+        else:
+            assert self.tiers is not None
+            rates, label, part = self.tiers[tier], tier, f"{tier}:"
+            capacities = tuple(r.limit for r in rates)
+        tails = tuple(f"}}:{part}{algorithm}:{r.limit}:{r.period_ms}".encode() for r in rates)
+        limits = Limits.of(rates, capacities)
+        return Quota(ALGORITHMS[algorithm], limits, self.backend, self.head, tails, label)
+
+    def _checked_bursts(self, burst: int | Sequence[int] | None) -> tuple[int, ...]:
+        if burst is None:
+            return tuple(r.limit for r in self.rates)
+        if self.algorithm != "gcra":
+            raise ConfigurationError(
+                f"burst applies to the gcra algorithm only, not {self.algorithm!r}"
+            )
+        bursts = [burst] if isinstance(burst, int) else list(burst)
+        if len(bursts) != len(self.rates):
+            raise ConfigurationError(
+                f"burst must be one integer per rate: {len(self.rates)} rate(s), got {burst!r}"
+            )
+        for b, rate in zip(bursts, self.rates):
+            if isinstance(b, bool) or not isinstance(b, int) or b < 1:
+                raise ConfigurationError(f"burst must be an integer >= 1, got {b!r}")
+            if b * rate.period_ms > MAX_EXACT:
+                raise ConfigurationError(f"burst {b} is too large for rate {rate}")
+        return tuple(bursts)
 
 
 def decode(raw: list[int], limits: Limits, degraded: bool = False) -> Decision:
