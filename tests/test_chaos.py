@@ -83,7 +83,9 @@ class Traffic:
         else:
             assert self.errors == []
         durations = [end - start for start, end, *_ in self.calls]
-        slow = [d for d in durations if d > BUDGET + SLACK]
+        # the budget is a timer on the event loop: it cannot fire before the loop gets to it,
+        # so a loop that was late (a loaded machine) makes a call late by as much
+        slow = [d for d in durations if d > BUDGET + SLACK + self.loop_lag]
         assert slow == [], (
             f"{len(slow)} of {len(durations)} calls over budget: max {max(slow):.3f}s; "
             f"the event loop was up to {self.loop_lag:.3f}s late meanwhile (a loaded machine?)"
