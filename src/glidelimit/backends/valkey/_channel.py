@@ -51,7 +51,7 @@ class Channel:
         if not self.in_flight:
             self.in_flight = 1
             try:
-                return await send_one(self.client, call)
+                return await send_one(self.client, call, self.cluster)
             finally:
                 self.in_flight -= 1
         batch = self.gathering

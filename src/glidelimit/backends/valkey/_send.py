@@ -6,8 +6,11 @@ from __future__ import annotations
 import atexit
 import binascii
 import logging
+import re
 import time
 from typing import TYPE_CHECKING, Any, cast
+
+import anyio
 
 from ..._errors import BackendError, UsageError
 from ...algorithms import Algorithm
@@ -27,6 +30,17 @@ _code: dict[str, str] = {}  # a script's source, by its hash
 # glide's Script.__del__ logs through its FFI, which fails once the interpreter is shutting down
 atexit.register(_scripts.clear)
 _reloads = [0.0]  # when the last reload was logged
+# How a server says that it did not run a command, and would if asked again (elsewhere, or
+# later), in glide's words or the server's own: a redirection, a slot whose keys are being
+# moved, a cluster without a quorum, a server still loading its data.
+_REFUSED = re.compile(
+    r"\b(?:TryAgain|TRYAGAIN|Moved|MOVED|Ask|ASK|ClusterDown|CLUSTERDOWN|BusyLoadingError|LOADING"
+    r"|MasterDown|MASTERDOWN)\b"
+)
+# The longest wait (seconds) before sending again calls that a server refused: the first
+# goes again at once, and the waits double up to this. A migration moves a slot's keys a
+# few at a time; a split is over when the next ones move.
+_WAIT_MAX = 0.05
 
 
 def script(algorithm: Algorithm) -> Script:
@@ -66,8 +80,11 @@ class Call:
         return self.value
 
 
-async def send_one(client: Client, call: Call) -> list[int]:
+async def send_one(client: Client, call: Call, cluster: bool) -> list[int]:
     """Send a lone call and return its answer."""
+    if cluster:  # see send_many: a refused call is sent again sooner than glide would
+        await send_many(client, [call], cluster)
+        return call.result()
     try:
         answer = await client.invoke_script(call.script, keys=list(call.keys), args=[call.arg])
     except Exception as exc:
@@ -80,22 +97,44 @@ async def send_many(client: Client, calls: list[Call], cluster: bool) -> None:
     """Run ``calls`` and hand each its answer or its error; raises nothing but cancellation.
 
     The calls of one script are one script call (on a cluster, one per hash slot): it runs
-    them in order, each on its own keys. Several script calls go out as one pipeline (a
-    non-atomic glide Batch). A Batch has no NOSCRIPT fallback of its own: when the server
-    had lost a script (a restart, a failover, SCRIPT FLUSH), it is loaded, and the script
-    calls that met NOSCRIPT go again.
+    them in order, each on its own keys. On a cluster, or when they are several, script
+    calls go out as one pipeline (a non-atomic glide Batch), which leaves to us what glide
+    does for a lone call:
+
+    - NOSCRIPT (a restart, a failover, SCRIPT FLUSH): the script is loaded, and the script
+      calls that met it go again.
+    - A script call that the server refused to run (see :data:`_REFUSED`: TRYAGAIN while its
+      slot's keys are split between two nodes, CLUSTERDOWN during a failover, a redirection
+      that glide did not follow): its calls go again, each alone (grouped, calls on keys
+      that a migration has split get TRYAGAIN where each alone would be redirected), at once
+      and then after waits that double, for as long as glide gives a lone call (its request
+      timeout). A refused call was not run, so running it again counts nothing twice.
+
+    glide's own ``invoke_script`` waits over a second before it tries again after TRYAGAIN:
+    that is why a cluster's lone calls go this way too.
     """
     try:
         groups = _groups(calls, cluster)
-        if len(groups) == 1:
+        if len(groups) == 1 and not cluster:  # glide's invoke_script does it all
             await _invoke(client, groups[0])
             return
-        again = await _pipeline(client, groups, cluster)
-        if again:
-            _log_reload()
-            await _load(client, {group[0].script for group in again}, cluster)
-            for group in await _pipeline(client, again, cluster):
-                await _invoke(client, group)  # lost again: glide's own fallback, one by one
+        wait, deadline = 0.0, 0.0
+        while True:
+            lost, refused = await _pipeline(client, groups, cluster)
+            if lost:
+                _log_reload()
+                await _load(client, {group[0].script for group in lost}, cluster)
+            groups = lost + [[call] for group in refused for call in group]
+            if not groups:
+                return
+            now = time.monotonic()
+            if not deadline:
+                deadline = now + _patience(client)
+            elif now >= deadline:
+                return  # each keeps the error it met last
+            if refused:
+                await anyio.sleep(wait)
+                wait = min(max(2 * wait, 0.001), _WAIT_MAX)
     except Exception as exc:  # a bug: every call raises it
         for call in calls:
             if call.value is None and call.error is None:
@@ -143,8 +182,11 @@ def _groups(calls: list[Call], cluster: bool) -> list[list[Call]]:
     return list(groups.values())
 
 
-async def _pipeline(client: Client, groups: list[list[Call]], cluster: bool) -> list[list[Call]]:
-    """One script call per group, as one Batch; returns the groups that met NOSCRIPT."""
+async def _pipeline(
+    client: Client, groups: list[list[Call]], cluster: bool
+) -> tuple[list[list[Call]], list[list[Call]]]:
+    """One script call per group, as one Batch; returns the groups that met NOSCRIPT and
+    those the server refused to run (see :data:`_REFUSED`)."""
     from glide import Batch, ClusterBatch, GlideError
 
     batch = ClusterBatch(False) if cluster else Batch(False)
@@ -160,17 +202,20 @@ async def _pipeline(client: Client, groups: list[list[Call]], cluster: bool) -> 
         for group in groups:
             for call in group:
                 call.fail(exc)
-        return []
-    again = []
+        return [], []
+    lost, refused = [], []
     for group, value in zip(groups, results or ()):
         if not isinstance(value, GlideError):
             _deliver(group, value)
-        elif "NoScript" in str(value) or "NOSCRIPT" in str(value):
-            again.append(group)
-        else:
-            for call in group:
-                call.fail(value)
-    return again
+            continue
+        text = str(value)
+        if "NoScript" in text or "NOSCRIPT" in text:
+            lost.append(group)
+        elif _REFUSED.search(text):
+            refused.append(group)
+        for call in group:  # what it raises unless it is run again
+            call.fail(value)
+    return lost, refused
 
 
 def _deliver(calls: list[Call], value: object) -> None:
@@ -179,11 +224,17 @@ def _deliver(calls: list[Call], value: object) -> None:
     results = cast("list[list[int] | bytes]", value)
     for call, result in zip(calls, results):
         if isinstance(result, list):
-            call.value = result
+            call.value, call.error = result, None
         else:
             text = result.decode(errors="replace")
             kind = UsageError if "NOPERM" in text else BackendError  # an ACL that lacks a command
             call.error = kind(f"Valkey failed to run {call.name}: {text}")
+
+
+def _patience(client: Client) -> float:
+    """Seconds glide gives a lone call before it gives up on it (its request timeout)."""
+    timeout = getattr(getattr(client, "config", None), "request_timeout", None)
+    return (timeout or 250) / 1000  # glide's default
 
 
 def _log_reload() -> None:
