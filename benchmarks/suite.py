@@ -70,7 +70,7 @@ BARE = Script(BARE_LUA)
 SCRIPT_ALONE = "glidelimit gcra's script alone (invoke_script)"
 RAW_PIPELINE = "glidelimit gcra's script, raw pipeline (ceiling)"
 BARE_NAME = "bare glide invoke_script (INCR+PEXPIRE)"
-RAW_MOST = 128  # decisions per ClusterBatch of the raw pipeline at most
+RAW_MOST = 64  # decisions per ClusterBatch of the raw pipeline at most: its best (of 32, 64, 128)
 GROUPS = ("valkey", "cluster", "memory")
 
 Call = Callable[[str], Awaitable[bool]]  # one decision on a key; True if it was allowed

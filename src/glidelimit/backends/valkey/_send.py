@@ -170,15 +170,26 @@ async def _load(client: Client, scripts: set[Script], cluster: bool) -> None:
 
 
 def _groups(calls: list[Call], cluster: bool) -> list[list[Call]]:
-    """``calls`` by script (and hash slot, on a cluster), in order: one script call each."""
+    """``calls`` by script (and, on a cluster, by key), in order: one script call each.
+
+    On a cluster, the keys of one script call must share a hash slot. Calls on one key (one
+    hash tag: every key of a decision has the same) do, and they are what shares a batch: a
+    hot key. Calls on two keys of one slot rarely meet in a batch (16384 slots), and telling
+    which do would cost every call a CRC.
+    """
     groups: dict[object, list[Call]] = {}
+    others = []  # of another script than the first in their group: a rare mix
     for call in calls:
-        where = (call.script, slot(call.keys[0])) if cluster else call.script
+        where = call.keys[0] if cluster else None
         group = groups.get(where)
         if group is None:
             groups[where] = [call]
-        else:
+        elif group[0].script is call.script:
             group.append(call)
+        else:
+            others.append(call)
+    if others:
+        return [*groups.values(), *_groups(others, cluster)]
     return list(groups.values())
 
 
@@ -190,12 +201,16 @@ async def _pipeline(
     from glide import Batch, ClusterBatch, GlideError
 
     batch = ClusterBatch(False) if cluster else Batch(False)
+    add = batch.custom_command
     for group in groups:
-        keys = [key for call in group for key in call.keys]
-        sha = group[0].script.get_hash()
-        batch.custom_command(
-            ["EVALSHA", sha, str(len(keys)), *keys, b"".join([c.arg for c in group])]
-        )
+        first = group[0]
+        if len(group) == 1:  # most of a cluster's: its slot has no other call
+            keys: tuple[bytes, ...] | list[bytes] = first.keys
+            arg = first.arg
+        else:
+            keys = [key for call in group for key in call.keys]
+            arg = b"".join([call.arg for call in group])
+        add(["EVALSHA", first.script.get_hash(), str(len(keys)), *keys, arg])
     try:
         results = await client.exec(batch, raise_on_error=False)
     except Exception as exc:
