@@ -4,7 +4,6 @@ server allows."""
 from __future__ import annotations
 
 import atexit
-import binascii
 import logging
 import re
 import time
@@ -260,13 +259,3 @@ def _log_reload() -> None:
             "Valkey had lost glidelimit's scripts (a restart, a failover or SCRIPT FLUSH); "
             "they are loaded again"
         )
-
-
-def slot(key: bytes) -> int:
-    """The cluster hash slot of ``key`` (every key of a decision has one {hash tag})."""
-    start = key.find(b"{")
-    if start >= 0:
-        end = key.find(b"}", start + 1)
-        if end > start + 1:
-            key = key[start + 1 : end]
-    return binascii.crc_hqx(key, 0) % 16384
