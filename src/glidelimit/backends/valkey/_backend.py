@@ -135,8 +135,13 @@ class ValkeyBackend:
 
     def _submit(self, call: Call) -> Awaitable[list[int]]:
         channel = self._last
-        if channel is not None and channel.loop is running_loop():
-            return channel.send(call)
+        if channel is not None and channel.futures:  # asyncio's: the channel's loop runs?
+            try:
+                loop: object = asyncio.get_running_loop()
+            except RuntimeError:  # none: the answer is awaited later, in a loop
+                loop = None
+            if channel.loop is loop:
+                return channel.send(call)
         return self._submit_to_new_channel(call)
 
     async def _submit_to_new_channel(self, call: Call) -> list[int]:
