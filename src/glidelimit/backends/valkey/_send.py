@@ -32,11 +32,11 @@ _reloads = [0.0]  # when the last reload was logged
 # How a server says that it did not run a command, and would if asked again (elsewhere, or
 # later), in glide's words or the server's own: a redirection, a slot whose keys are being
 # moved, a cluster without a quorum, a server still loading its data.
-_REFUSED = re.compile(
+_BOUNCED = re.compile(
     r"\b(?:TryAgain|TRYAGAIN|Moved|MOVED|Ask|ASK|ClusterDown|CLUSTERDOWN|BusyLoadingError|LOADING"
     r"|MasterDown|MASTERDOWN)\b"
 )
-# The longest wait (seconds) before sending again calls that a server refused: the first
+# The longest wait (seconds) before sending again calls that a server bounced: the first
 # goes again at once, and the waits double up to this. A migration moves a slot's keys a
 # few at a time; a split is over when the next ones move.
 _WAIT_MAX = 0.05
@@ -81,7 +81,7 @@ class Call:
 
 async def send_one(client: Client, call: Call, cluster: bool) -> list[int]:
     """Send a lone call and return its answer."""
-    if cluster:  # see send_many: a refused call is sent again sooner than glide would
+    if cluster:  # see send_many: a bounced call is sent again sooner than glide would
         await send_many(client, [call], cluster)
         return call.result()
     try:
@@ -95,19 +95,19 @@ async def send_one(client: Client, call: Call, cluster: bool) -> list[int]:
 async def send_many(client: Client, calls: list[Call], cluster: bool) -> None:
     """Run ``calls`` and hand each its answer or its error; raises nothing but cancellation.
 
-    The calls of one script are one script call (on a cluster, one per hash slot): it runs
-    them in order, each on its own keys. On a cluster, or when they are several, script
-    calls go out as one pipeline (a non-atomic glide Batch), which leaves to us what glide
-    does for a lone call:
+    The calls of one script are one script call (on a cluster, one per key: see
+    :func:`_groups`): it runs them in order, each on its own keys. On a cluster, or when they
+    are several, script calls go out as one pipeline (a non-atomic glide Batch), which
+    leaves to us what glide does for a lone call:
 
     - NOSCRIPT (a restart, a failover, SCRIPT FLUSH): the script is loaded, and the script
       calls that met it go again.
-    - A script call that the server refused to run (see :data:`_REFUSED`: TRYAGAIN while its
-      slot's keys are split between two nodes, CLUSTERDOWN during a failover, a redirection
-      that glide did not follow): its calls go again, each alone (grouped, calls on keys
-      that a migration has split get TRYAGAIN where each alone would be redirected), at once
-      and then after waits that double, for as long as glide gives a lone call (its request
-      timeout). A refused call was not run, so running it again counts nothing twice.
+    - A script call that the server bounced without running it (see :data:`_BOUNCED`:
+      TRYAGAIN while the keys of a decision are split between two nodes by a migration,
+      CLUSTERDOWN during a failover, a redirection that glide did not follow): its calls go
+      again, each alone, at once and then after waits that double, for as long as glide
+      gives a lone call (its request timeout). A bounced call was not run, so running it
+      again counts nothing twice.
 
     glide's own ``invoke_script`` waits over a second before it tries again after TRYAGAIN:
     that is why a cluster's lone calls go this way too.
@@ -119,11 +119,11 @@ async def send_many(client: Client, calls: list[Call], cluster: bool) -> None:
             return
         wait, deadline = 0.0, 0.0
         while True:
-            lost, refused = await _pipeline(client, groups, cluster)
+            lost, bounced = await _pipeline(client, groups, cluster)
             if lost:
                 _log_reload()
                 await _load(client, {group[0].script for group in lost}, cluster)
-            groups = lost + [[call] for group in refused for call in group]
+            groups = lost + [[call] for group in bounced for call in group]
             if not groups:
                 return
             now = time.monotonic()
@@ -131,7 +131,7 @@ async def send_many(client: Client, calls: list[Call], cluster: bool) -> None:
                 deadline = now + _patience(client)
             elif now >= deadline:
                 return  # each keeps the error it met last
-            if refused:
+            if bounced:
                 await anyio.sleep(wait)
                 wait = min(max(2 * wait, 0.001), _WAIT_MAX)
     except Exception as exc:  # a bug: every call raises it
@@ -196,7 +196,7 @@ async def _pipeline(
     client: Client, groups: list[list[Call]], cluster: bool
 ) -> tuple[list[list[Call]], list[list[Call]]]:
     """One script call per group, as one Batch; returns the groups that met NOSCRIPT and
-    those the server refused to run (see :data:`_REFUSED`)."""
+    those the server bounced (see :data:`_BOUNCED`)."""
     from glide import Batch, ClusterBatch, GlideError
 
     batch = ClusterBatch(False) if cluster else Batch(False)
@@ -217,7 +217,7 @@ async def _pipeline(
             for call in group:
                 call.fail(exc)
         return [], []
-    lost, refused = [], []
+    lost, bounced = [], []
     for group, value in zip(groups, results or ()):
         if not isinstance(value, GlideError):
             _deliver(group, value)
@@ -225,11 +225,11 @@ async def _pipeline(
         text = str(value)
         if "NoScript" in text or "NOSCRIPT" in text:
             lost.append(group)
-        elif _REFUSED.search(text):
-            refused.append(group)
+        elif _BOUNCED.search(text):
+            bounced.append(group)
         for call in group:  # what it raises unless it is run again
             call.fail(value)
-    return lost, refused
+    return lost, bounced
 
 
 def _deliver(calls: list[Call], value: object) -> None:
