@@ -128,16 +128,18 @@ BENCH_PEERS = [
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Decisions/s and latency against the peers, where a decision's CPU goes, then HTTP
-    requests/s (benchmarks/).
+    """Decisions/s and latency against the peers, where a decision's CPU goes, a fleet of
+    processes on one cluster, then HTTP requests/s (benchmarks/).
 
     `nox -s bench -- --quick` for a one-minute run of the suite. Writes
-    benchmarks/results/results.md and chart.png. The HTTP part needs wrk on PATH (Debian:
-    apt-get install wrk).
+    benchmarks/results/results.md, chart.png and fleet.md. The HTTP part needs wrk on PATH
+    (Debian: apt-get install wrk).
     """
     session.install("-e", ".[all]", *BENCH_PEERS)
     session.run("python", "benchmarks/suite.py", *session.posargs)
     session.run("python", "benchmarks/cpu.py")
+    quick = ["--quick"] if "--quick" in session.posargs else []
+    session.run("python", "benchmarks/fleet.py", *quick)
     session.run("python", "benchmarks/http_bench.py")
 
 

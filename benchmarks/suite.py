@@ -3,6 +3,7 @@ instead, measured side by side in one run, under one load harness.
 
     nox -s bench                                     # the full suite (< 10 min on 2 cores)
     PYTHONPATH=src python benchmarks/suite.py --quick   # about a minute
+    PYTHONPATH=src python benchmarks/suite.py --groups cluster   # one group: prints, writes nothing
 
 Starts its own valkey-server (standalone) and a 3-primary cluster on loopback ports, exactly as
 the tests do. Every limit is far above the load, so every decision is allowed and what is
@@ -14,7 +15,9 @@ Groups and their baselines (ratios are against the baseline at the same concurre
 - valkey: bare glide ``invoke_script`` of INCR+PEXPIRE on the standalone server; limits (async,
   ``valkey`` client), throttled-py (redis.asyncio), pyrate-limiter (redis.asyncio); and
   valkey-benchmark's EVALSHA (C, 50 connections) as the ceiling of one server.
-- cluster: bare glide ``invoke_script`` on a ``GlideClusterClient``.
+- cluster: bare glide ``invoke_script`` on a ``GlideClusterClient``; and glidelimit gcra's own
+  script as a raw pipeline (one EVALSHA per decision in a non-atomic ``ClusterBatch``, no
+  glidelimit Python) as the ceiling of one script call per decision through glide.
 - memory: throttled-py's memory store (gcra); aiolimiter; limits' memory storage.
 """
 
@@ -40,6 +43,7 @@ from typing import Any
 
 from glide import (
     AllPrimaries,
+    ClusterBatch,
     GlideClient,
     GlideClientConfiguration,
     GlideClusterClient,
@@ -51,6 +55,7 @@ from glide import (
 )
 
 from glidelimit import Limiter, MemoryBackend, ValkeyBackend
+from glidelimit.algorithms import ALGORITHMS as ALGORITHM_SCRIPTS
 
 HERE = Path(__file__).resolve().parent
 # the tests' server helpers: the benchmark starts Valkey exactly as the suite does
@@ -63,6 +68,10 @@ ALGORITHMS = ("fixed_window", "sliding_window", "sliding_log", "gcra")
 BARE_LUA = "local n = redis.call('INCR', KEYS[1]) redis.call('PEXPIRE', KEYS[1], 60000) return n"
 BARE = Script(BARE_LUA)
 SCRIPT_ALONE = "glidelimit gcra's script alone (invoke_script)"
+RAW_PIPELINE = "glidelimit gcra's script, raw pipeline (ceiling)"
+BARE_NAME = "bare glide invoke_script (INCR+PEXPIRE)"
+RAW_MOST = 64  # decisions per ClusterBatch of the raw pipeline at most: its best (of 32, 64, 128)
+GROUPS = ("valkey", "cluster", "memory")
 
 Call = Callable[[str], Awaitable[bool]]  # one decision on a key; True if it was allowed
 
@@ -164,6 +173,55 @@ def script_alone_call(client: GlideClient, limiter: Limiter) -> Call:
 
     async def call(key: str) -> bool:
         answer: Any = await client.invoke_script(script, keys=keys[key], args=[arg])
+        return bool(answer[0][0] == 1)  # the one decision's "allowed"
+
+    return call
+
+
+def raw_pipeline_call(client: GlideClusterClient, limiter: Limiter, most: int) -> Call:
+    """glidelimit's script for ``limiter`` as a raw pipeline: the same keys and argument as its
+    ``hit()`` sends, one EVALSHA per decision, the decisions of one event-loop pass (``most`` at
+    most) sent as one non-atomic ClusterBatch, with no glidelimit Python around it. On a cluster
+    decisions rarely share a hash slot, so this is the ceiling of one script call per decision
+    through glide."""
+    from glidelimit.algorithms import ALGORITHMS, Limits, Mode, wire
+
+    sha = Script(ALGORITHMS[limiter.algorithm].lua).get_hash()
+    limits = Limits.of(limiter.rates, limiter.capacities)
+    arg = wire.encode(limits.packed, 1, Mode.HIT, -1, b"")  # the same for every key
+    commands: dict[str, list[str | bytes]] = {}
+    for i in range(KEYS):
+        keys = limiter.keys(f"raw{i}")
+        commands[f"k{i}"] = ["EVALSHA", sha, str(len(keys)), *keys, arg]
+    gathering: list[list[tuple[list[str | bytes], asyncio.Future[Any]]]] = []
+    running: set[asyncio.Task[None]] = set()  # asyncio holds tasks weakly
+
+    async def flush(calls: list[tuple[list[str | bytes], asyncio.Future[Any]]]) -> None:
+        if gathering and gathering[0] is calls:
+            gathering.clear()
+        batch = ClusterBatch(False)
+        for command, _ in calls:
+            batch.custom_command(command)
+        try:
+            results: Any = await client.exec(batch, raise_on_error=False)
+        except Exception as exc:
+            results = [exc] * len(calls)
+        for (_, waiter), result in zip(calls, results):
+            if isinstance(result, Exception):
+                waiter.set_exception(result)
+            else:
+                waiter.set_result(result)
+
+    async def call(key: str) -> bool:
+        loop = asyncio.get_running_loop()
+        if not gathering or len(gathering[0]) >= most:
+            gathering[:] = [[]]
+            task = loop.create_task(flush(gathering[0]))  # runs once this pass is over
+            running.add(task)
+            task.add_done_callback(running.discard)
+        waiter = loop.create_future()
+        gathering[0].append((commands[key], waiter))
+        answer = await waiter
         return bool(answer[0][0] == 1)  # the one decision's "allowed"
 
     return call
@@ -343,13 +401,19 @@ def targets(cases: list[Case]) -> str:
         return None
 
     ours_valkey = find("valkey", "glidelimit gcra", 100)
-    bare = find("valkey", "bare glide invoke_script (INCR+PEXPIRE)", 100)
+    bare = find("valkey", BARE_NAME, 100)
     limits = find("valkey", "limits fixed_window (async+valkey)", 100)
     ours_memory = find("memory", "glidelimit gcra", 100)
     throttled = find("memory", "throttled-py gcra (MemoryStore)", 100)
     ours_1 = find("valkey", "glidelimit gcra", 1)
-    bare_1 = find("valkey", "bare glide invoke_script (INCR+PEXPIRE)", 1)
+    bare_1 = find("valkey", BARE_NAME, 1)
     alone_1 = find("valkey", SCRIPT_ALONE, 1)
+    ours_cluster = find("cluster", "glidelimit gcra", 100)
+    ours_cluster_1000 = find("cluster", "glidelimit gcra", 1000)
+    bare_cluster = find("cluster", BARE_NAME, 100)
+    bare_cluster_1000 = find("cluster", BARE_NAME, 1000)
+    raw_cluster = find("cluster", RAW_PIPELINE, 100)
+    raw_cluster_1000 = find("cluster", RAW_PIPELINE, 1000)
     rows = []
 
     def add(what: str, a: Case | None, b: Case | None, target: float | None, higher: bool) -> None:
@@ -376,6 +440,20 @@ def targets(cases: list[Case]) -> str:
     # the floor under the row above
     add("(floor, not a target) its script alone / bare glide, p50 at concurrency 1", alone_1,
         bare_1, None, False)  # fmt: skip
+    add("glidelimit gcra on the cluster / bare glide on the cluster, decisions/s", ours_cluster,
+        bare_cluster, 1.6, True)  # fmt: skip
+    add("glidelimit gcra on the cluster, decisions/s at 1000 coroutines / at 100",
+        ours_cluster_1000, ours_cluster, 0.8, True)  # fmt: skip
+    # not targets: the ceiling of one EVALSHA per decision through glide, and how close
+    # glidelimit comes to it
+    add("(ceiling, not a target) raw pipeline of its script / bare glide on the cluster",
+        raw_cluster, bare_cluster, None, True)  # fmt: skip
+    add("(not a target) glidelimit gcra on the cluster / the raw pipeline", ours_cluster,
+        raw_cluster, None, True)  # fmt: skip
+    add("(not a target) the same at 1000 coroutines", ours_cluster_1000, raw_cluster_1000,
+        None, True)  # fmt: skip
+    add("(not a target) glidelimit gcra on the cluster / bare glide, at 1000 coroutines",
+        ours_cluster_1000, bare_cluster_1000, None, True)  # fmt: skip
     return "\n".join(
         [
             "| target (100 coroutines, 1000 keys, gcra) | measured | target | |",
@@ -425,8 +503,9 @@ def chart(cases: list[Case], ceiling_rate: float | None, path: Path) -> None:
 
 
 async def measure(
-    valkey: Server,
+    valkey: Server | None,
     nodes: list[Server],
+    groups: tuple[str, ...],
     concurrencies: list[int],
     seconds: float,
     repeats: int,
@@ -435,20 +514,7 @@ async def measure(
     inflight = max(2000, 2 * max(concurrencies))
     # and a request timeout that 1000 coroutines on one connection stay within
     glide_options = {"inflight_requests_limit": inflight, "request_timeout": 5000}
-    client = await GlideClient.create(
-        GlideClientConfiguration([NodeAddress(HOST, valkey.port)], **glide_options)
-    )
-    cluster_client = await GlideClusterClient.create(
-        GlideClusterClientConfiguration([NodeAddress(HOST, nodes[0].port)], **glide_options)
-    )
-    # loaded up front, as glidelimit loads its own: no call goes through NOSCRIPT
-    await client.custom_command(["SCRIPT", "LOAD", BARE_LUA])
-    await cluster_client.custom_command(["SCRIPT", "LOAD", BARE_LUA], AllPrimaries())
-    on_valkey = ValkeyBackend.from_url(valkey.url, **glide_options)
-    on_cluster = ValkeyBackend.from_url(f"{nodes[0].url}?cluster=true", **glide_options)
-    in_memory = MemoryBackend()
-    valkey_peers, to_close = await peers_on_valkey(valkey.port)
-    memory_peers = peers_in_memory()
+    to_close: list[Any] = []
 
     def limiter(backend: ValkeyBackend | MemoryBackend, algorithm: str) -> Limiter:
         return Limiter(
@@ -466,23 +532,53 @@ async def measure(
         return glidelimit_call(limiter(backend, algorithm))
 
     cases: list[Case] = []
-    for c in concurrencies:
-        bare = "bare glide invoke_script (INCR+PEXPIRE)"
-        cases.append(Case("valkey", bare, c, bare_glide_call(client), baseline=True))
-        cases += [Case("valkey", f"glidelimit {a}", c, ours(on_valkey, a)) for a in ALGORITHMS]
-        if c == 1:
-            alone = script_alone_call(client, limiter(on_valkey, "gcra"))
-            cases.append(Case("valkey", SCRIPT_ALONE, c, alone, note="floor of gcra's p50"))
-        cases += [Case("valkey", n, c, call, note=note) for n, (call, note) in valkey_peers.items()]
-        cases.append(Case("cluster", bare, c, bare_glide_call(cluster_client), baseline=True))
-        cases += [Case("cluster", f"glidelimit {a}", c, ours(on_cluster, a)) for a in ALGORITHMS]
-        first = True
-        for n, (call, note) in memory_peers.items():
-            cases.append(Case("memory", n, c, call, baseline=first, note=note))
-            first = False
-        cases += [Case("memory", f"glidelimit {a}", c, ours(in_memory, a)) for a in ALGORITHMS]
-        cases.append(Case("memory", "no limiter (the harness alone)", c, no_limiter))
-    cases.sort(key=lambda c: (("valkey", "cluster", "memory").index(c.group), c.concurrency))
+    if valkey is not None:
+        client = await GlideClient.create(
+            GlideClientConfiguration([NodeAddress(HOST, valkey.port)], **glide_options)
+        )
+        # loaded up front, as glidelimit loads its own: no call goes through NOSCRIPT
+        await client.custom_command(["SCRIPT", "LOAD", BARE_LUA])
+        on_valkey = ValkeyBackend.from_url(valkey.url, **glide_options)
+        valkey_peers, peers_to_close = await peers_on_valkey(valkey.port)
+        to_close += [client, on_valkey, *peers_to_close]
+        for c in concurrencies:
+            cases.append(Case("valkey", BARE_NAME, c, bare_glide_call(client), baseline=True))
+            cases += [Case("valkey", f"glidelimit {a}", c, ours(on_valkey, a)) for a in ALGORITHMS]
+            if c == 1:
+                alone = script_alone_call(client, limiter(on_valkey, "gcra"))
+                cases.append(Case("valkey", SCRIPT_ALONE, c, alone, note="floor of gcra's p50"))
+            for n, (call, note) in valkey_peers.items():
+                cases.append(Case("valkey", n, c, call, note=note))
+    if nodes:
+        cluster_client = await GlideClusterClient.create(
+            GlideClusterClientConfiguration([NodeAddress(HOST, nodes[0].port)], **glide_options)
+        )
+        await cluster_client.custom_command(["SCRIPT", "LOAD", BARE_LUA], AllPrimaries())
+        gcra_lua: list[str | bytes] = ["SCRIPT", "LOAD", ALGORITHM_SCRIPTS["gcra"].lua]
+        await cluster_client.custom_command(gcra_lua, AllPrimaries())
+        on_cluster = ValkeyBackend.from_url(f"{nodes[0].url}?cluster=true", **glide_options)
+        to_close += [cluster_client, on_cluster]
+        for c in concurrencies:
+            bare_call = bare_glide_call(cluster_client)
+            cases.append(Case("cluster", BARE_NAME, c, bare_call, baseline=True))
+            cases += [
+                Case("cluster", f"glidelimit {a}", c, ours(on_cluster, a)) for a in ALGORITHMS
+            ]
+            if c > 1:
+                raw = raw_pipeline_call(cluster_client, limiter(on_cluster, "gcra"), RAW_MOST)
+                note = f"one EVALSHA per decision, {RAW_MOST} per ClusterBatch at most"
+                cases.append(Case("cluster", RAW_PIPELINE, c, raw, note=note))
+    if "memory" in groups:
+        in_memory = MemoryBackend()
+        memory_peers = peers_in_memory()
+        for c in concurrencies:
+            first = True
+            for n, (call, note) in memory_peers.items():
+                cases.append(Case("memory", n, c, call, baseline=first, note=note))
+                first = False
+            cases += [Case("memory", f"glidelimit {a}", c, ours(in_memory, a)) for a in ALGORITHMS]
+            cases.append(Case("memory", "no limiter (the harness alone)", c, no_limiter))
+    cases.sort(key=lambda c: (GROUPS.index(c.group), c.concurrency))
 
     total = len(cases) * repeats
     done = 0
@@ -497,10 +593,6 @@ async def measure(
                 file=sys.stderr,
                 flush=True,
             )
-    await client.close()
-    await cluster_client.close()
-    await on_valkey.aclose()
-    await on_cluster.aclose()
     for thing in to_close:
         close = getattr(thing, "aclose", None) or thing.close
         result = close()
@@ -514,24 +606,42 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=2.0, help="per case and repeat")
     parser.add_argument("--repeats", type=int, default=3, help="decisions/s is their median")
     parser.add_argument("--quick", action="store_true", help="about a minute: 0.5 s, 1 repeat")
-    parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument(
+        "--groups",
+        default=",".join(GROUPS),
+        help=f"comma-separated, of {', '.join(GROUPS)}; with fewer than all, the results are "
+        "printed and written only where --out says",
+    )
+    parser.add_argument("--out", type=Path, default=None, help=f"default: {HERE / 'results'}")
     args = parser.parse_args()
     if args.quick:
         args.seconds, args.repeats = 0.5, 1
+    groups = tuple(g for g in GROUPS if g in args.groups.split(","))
+    unknown = set(args.groups.split(",")) - set(GROUPS)
+    if unknown or not groups:
+        parser.error(f"--groups takes some of {', '.join(GROUPS)}, got {args.groups!r}")
+    if args.out is None and groups == GROUPS:  # a partial run never replaces the full results
+        args.out = HERE / "results"
     concurrencies = [1, 100, 1000]
 
     # glide's warnings go to stdout, into the table; a failed call is counted there anyway
     Logger.set_logger_config(LogLevel.ERROR)
     started = time.monotonic()
     load_before = os.getloadavg()
-    valkey = standalone()
+    valkey = standalone() if "valkey" in groups else None
     nodes: list[Server] = []
+    ceiling_row = None
     try:
-        nodes = cluster()
-        cases = asyncio.run(measure(valkey, nodes, concurrencies, args.seconds, args.repeats))
-        ceiling_row = ceiling(valkey.port, 30_000 if args.quick else 100_000, args.repeats)
+        if "cluster" in groups:
+            nodes = cluster()
+        cases = asyncio.run(
+            measure(valkey, nodes, groups, concurrencies, args.seconds, args.repeats)
+        )
+        if valkey is not None:
+            ceiling_row = ceiling(valkey.port, 30_000 if args.quick else 100_000, args.repeats)
     finally:
-        valkey.kill()
+        if valkey is not None:
+            valkey.kill()
         for node in nodes:
             node.kill()
     load_after = os.getloadavg()
@@ -549,7 +659,8 @@ def main() -> None:
         f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores, "
         f"Python {platform.python_version()}, Valkey {server.removeprefix('v=')} on loopback; "
         f"{versions}.\n{KEYS} keys cycling; {args.seconds:g} s per case, median of "
-        f"{args.repeats}; p50/p99 over every call of every repeat. Every glide client: "
+        f"{args.repeats}; p50/p99 over every call of every repeat. Groups: {', '.join(groups)}. "
+        "Every glide client: "
         "request_timeout 5 s, inflight_requests_limit 2000. "
         f"Load average (1 min) {load_before[0]:.2f} before, {load_after[0]:.2f} after: "
         f"other work shared the machine. Whole run: {time.monotonic() - started:.0f} s.\n"
@@ -557,9 +668,10 @@ def main() -> None:
     result = "\n\n".join(
         [header, table(cases, ceiling_row), "## Targets (this run)", targets(cases)]
     )
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.md").write_text(result + "\n")
-    chart(cases, ceiling_row[0], args.out / "chart.png")
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "results.md").write_text(result + "\n")
+        chart(cases, ceiling_row[0] if ceiling_row else None, args.out / "chart.png")
     print(result)
 
 

@@ -326,3 +326,52 @@ def replica_of(servers: list[Server], primary: Server) -> Server:
             port = int(fields[1].split("@")[0].rsplit(":", 1)[1])
             return next(s for s in servers if s.port == port)
     raise RuntimeError(f"primary on port {primary.port} has no replica")
+
+
+def begin_migration(servers: list[Server], slot: int, target: Server) -> Server:
+    """Mark ``slot`` as moving from its owner to ``target`` (the target IMPORTING, then the
+    owner MIGRATING), as ``valkey-cli --cluster reshard`` does first; returns the owner.
+
+    Until :func:`end_migration`, the owner runs a command whose keys it all holds, answers ASK
+    when it holds none of them and TRYAGAIN when it holds some."""
+    source = owner(servers, slot)
+    command(target.port, "CLUSTER", "SETSLOT", str(slot), "IMPORTING", node_id(source))
+    command(source.port, "CLUSTER", "SETSLOT", str(slot), "MIGRATING", node_id(target))
+    return source
+
+
+def move_keys(source: Server, target: Server, keys: list[bytes]) -> None:
+    """MIGRATE ``keys`` (of a slot being moved) from ``source`` to ``target``, one at a time."""
+    for key in keys:
+        command(
+            source.port, "MIGRATE", HOST, str(target.port), "", "0", "5000", "KEYS", key.decode()
+        )
+
+
+def end_migration(servers: list[Server], slot: int, target: Server) -> None:
+    """Give ``slot`` to ``target`` on every live primary: the last step of a reshard."""
+    target_id = node_id(target)
+    for server in (target, *servers):
+        role = command(server.port, "ROLE") if server.proc is not None else None
+        if isinstance(role, list) and role[0] == "master":
+            command(server.port, "CLUSTER", "SETSLOT", str(slot), "NODE", target_id)
+
+
+def error_count(server: Server, error: str) -> int:
+    """How many replies of ``server`` were the error ``error`` (``TRYAGAIN``, say)."""
+    for line in str(command(server.port, "INFO", "errorstats")).splitlines():
+        if line.startswith(f"errorstat_{error}:count="):
+            return int(line.split("=", 1)[1])
+    return 0
+
+
+def replicated(primary: Server, replica: Server) -> bool:
+    """Whether ``replica`` has applied everything ``primary`` has written so far."""
+
+    def offset(server: Server, field: str) -> int:
+        for line in str(command(server.port, "INFO", "replication")).splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split(":", 1)[1])
+        raise RuntimeError(f"no {field} in INFO replication of port {server.port}")
+
+    return offset(replica, "slave_repl_offset") >= offset(primary, "master_repl_offset")

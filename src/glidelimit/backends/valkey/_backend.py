@@ -6,7 +6,7 @@ import logging
 import os
 import threading
 import weakref
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
 import anyio
@@ -125,18 +125,27 @@ class ValkeyBackend:
 
         def execute(
             keys: tuple[bytes, ...], cost: int, mode: int, max_wait: int, holder: bytes, /
-        ) -> asyncio.Future[list[int]]:
+        ) -> Awaitable[list[int]]:
             clock = self._clock
             now = -1 if clock is None else int(clock() * 1000)
             arg = wire.encode(entries, cost, mode, max_wait, holder, now)
-            return submit(Call(glide_script, name, keys, arg))  # type: ignore[return-value]
+            return submit(Call(glide_script, name, keys, arg))
 
         return execute
 
-    async def _submit(self, call: Call) -> list[int]:
+    def _submit(self, call: Call) -> Awaitable[list[int]]:
         channel = self._last
-        if channel is None or channel.loop is not running_loop():
-            channel = await self._channel()
+        if channel is not None and channel.futures:  # asyncio's: the channel's loop runs?
+            try:
+                loop: object = asyncio.get_running_loop()
+            except RuntimeError:  # none: the answer is awaited later, in a loop
+                loop = None
+            if channel.loop is loop:
+                return channel.send(call)
+        return self._submit_to_new_channel(call)
+
+    async def _submit_to_new_channel(self, call: Call) -> list[int]:
+        channel = await self._channel()
         return await channel.send(call)
 
     async def delete(self, keys: Sequence[bytes]) -> None:

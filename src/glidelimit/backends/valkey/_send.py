@@ -4,10 +4,12 @@ server allows."""
 from __future__ import annotations
 
 import atexit
-import binascii
 import logging
+import re
 import time
 from typing import TYPE_CHECKING, Any, cast
+
+import anyio
 
 from ..._errors import BackendError, UsageError
 from ...algorithms import Algorithm
@@ -27,6 +29,17 @@ _code: dict[str, str] = {}  # a script's source, by its hash
 # glide's Script.__del__ logs through its FFI, which fails once the interpreter is shutting down
 atexit.register(_scripts.clear)
 _reloads = [0.0]  # when the last reload was logged
+# How a server says that it did not run a command, and would if asked again (elsewhere, or
+# later), in glide's words or the server's own: a redirection, a slot whose keys are being
+# moved, a cluster without a quorum, a server still loading its data.
+_BOUNCED = re.compile(
+    r"\b(?:TryAgain|TRYAGAIN|Moved|MOVED|Ask|ASK|ClusterDown|CLUSTERDOWN|BusyLoadingError|LOADING"
+    r"|MasterDown|MASTERDOWN)\b"
+)
+# The longest wait (seconds) before sending again calls that a server bounced: the first
+# goes again at once, and the waits double up to this. A migration moves a slot's keys a
+# few at a time; a split is over when the next ones move.
+_WAIT_MAX = 0.05
 
 
 def script(algorithm: Algorithm) -> Script:
@@ -66,8 +79,11 @@ class Call:
         return self.value
 
 
-async def send_one(client: Client, call: Call) -> list[int]:
+async def send_one(client: Client, call: Call, cluster: bool) -> list[int]:
     """Send a lone call and return its answer."""
+    if cluster:  # see send_many: a bounced call is sent again sooner than glide would
+        await send_many(client, [call], cluster)
+        return call.result()
     try:
         answer = await client.invoke_script(call.script, keys=list(call.keys), args=[call.arg])
     except Exception as exc:
@@ -79,23 +95,45 @@ async def send_one(client: Client, call: Call) -> list[int]:
 async def send_many(client: Client, calls: list[Call], cluster: bool) -> None:
     """Run ``calls`` and hand each its answer or its error; raises nothing but cancellation.
 
-    The calls of one script are one script call (on a cluster, one per hash slot): it runs
-    them in order, each on its own keys. Several script calls go out as one pipeline (a
-    non-atomic glide Batch). A Batch has no NOSCRIPT fallback of its own: when the server
-    had lost a script (a restart, a failover, SCRIPT FLUSH), it is loaded, and the script
-    calls that met NOSCRIPT go again.
+    The calls of one script are one script call (on a cluster, one per key: see
+    :func:`_groups`): it runs them in order, each on its own keys. On a cluster, or when they
+    are several, script calls go out as one pipeline (a non-atomic glide Batch), which
+    leaves to us what glide does for a lone call:
+
+    - NOSCRIPT (a restart, a failover, SCRIPT FLUSH): the script is loaded, and the script
+      calls that met it go again.
+    - A script call that the server bounced without running it (see :data:`_BOUNCED`:
+      TRYAGAIN while the keys of a decision are split between two nodes by a migration,
+      CLUSTERDOWN during a failover, a redirection that glide did not follow): its calls go
+      again, each alone, at once and then after waits that double, for as long as glide
+      gives a lone call (its request timeout). A bounced call was not run, so running it
+      again counts nothing twice.
+
+    glide's own ``invoke_script`` waits over a second before it tries again after TRYAGAIN:
+    that is why a cluster's lone calls go this way too.
     """
     try:
         groups = _groups(calls, cluster)
-        if len(groups) == 1:
+        if len(groups) == 1 and not cluster:  # glide's invoke_script does it all
             await _invoke(client, groups[0])
             return
-        again = await _pipeline(client, groups, cluster)
-        if again:
-            _log_reload()
-            await _load(client, {group[0].script for group in again}, cluster)
-            for group in await _pipeline(client, again, cluster):
-                await _invoke(client, group)  # lost again: glide's own fallback, one by one
+        wait, deadline = 0.0, 0.0
+        while True:
+            lost, bounced = await _pipeline(client, groups, cluster)
+            if lost:
+                _log_reload()
+                await _load(client, {group[0].script for group in lost}, cluster)
+            groups = lost + [[call] for group in bounced for call in group]
+            if not groups:
+                return
+            now = time.monotonic()
+            if not deadline:
+                deadline = now + _patience(client)
+            elif now >= deadline:
+                return  # each keeps the error it met last
+            if bounced:
+                await anyio.sleep(wait)
+                wait = min(max(2 * wait, 0.001), _WAIT_MAX)
     except Exception as exc:  # a bug: every call raises it
         for call in calls:
             if call.value is None and call.error is None:
@@ -131,46 +169,67 @@ async def _load(client: Client, scripts: set[Script], cluster: bool) -> None:
 
 
 def _groups(calls: list[Call], cluster: bool) -> list[list[Call]]:
-    """``calls`` by script (and hash slot, on a cluster), in order: one script call each."""
+    """``calls`` by script (and, on a cluster, by key), in order: one script call each.
+
+    On a cluster, the keys of one script call must share a hash slot. Calls on one key (one
+    hash tag: every key of a decision has the same) do, and they are what shares a batch: a
+    hot key. Calls on two keys of one slot rarely meet in a batch (16384 slots), and telling
+    which do would cost every call a CRC.
+    """
     groups: dict[object, list[Call]] = {}
+    others = []  # of another script than the first in their group: a rare mix
     for call in calls:
-        where = (call.script, slot(call.keys[0])) if cluster else call.script
+        where = call.keys[0] if cluster else None
         group = groups.get(where)
         if group is None:
             groups[where] = [call]
-        else:
+        elif group[0].script is call.script:
             group.append(call)
+        else:
+            others.append(call)
+    if others:
+        return [*groups.values(), *_groups(others, cluster)]
     return list(groups.values())
 
 
-async def _pipeline(client: Client, groups: list[list[Call]], cluster: bool) -> list[list[Call]]:
-    """One script call per group, as one Batch; returns the groups that met NOSCRIPT."""
+async def _pipeline(
+    client: Client, groups: list[list[Call]], cluster: bool
+) -> tuple[list[list[Call]], list[list[Call]]]:
+    """One script call per group, as one Batch; returns the groups that met NOSCRIPT and
+    those the server bounced (see :data:`_BOUNCED`)."""
     from glide import Batch, ClusterBatch, GlideError
 
     batch = ClusterBatch(False) if cluster else Batch(False)
+    add = batch.custom_command
     for group in groups:
-        keys = [key for call in group for key in call.keys]
-        sha = group[0].script.get_hash()
-        batch.custom_command(
-            ["EVALSHA", sha, str(len(keys)), *keys, b"".join([c.arg for c in group])]
-        )
+        first = group[0]
+        if len(group) == 1:  # most of a cluster's: its slot has no other call
+            keys: tuple[bytes, ...] | list[bytes] = first.keys
+            arg = first.arg
+        else:
+            keys = [key for call in group for key in call.keys]
+            arg = b"".join([call.arg for call in group])
+        add(["EVALSHA", first.script.get_hash(), str(len(keys)), *keys, arg])
     try:
         results = await client.exec(batch, raise_on_error=False)
     except Exception as exc:
         for group in groups:
             for call in group:
                 call.fail(exc)
-        return []
-    again = []
+        return [], []
+    lost, bounced = [], []
     for group, value in zip(groups, results or ()):
         if not isinstance(value, GlideError):
             _deliver(group, value)
-        elif "NoScript" in str(value) or "NOSCRIPT" in str(value):
-            again.append(group)
-        else:
-            for call in group:
-                call.fail(value)
-    return again
+            continue
+        text = str(value)
+        if "NoScript" in text or "NOSCRIPT" in text:
+            lost.append(group)
+        elif _BOUNCED.search(text):
+            bounced.append(group)
+        for call in group:  # what it raises unless it is run again
+            call.fail(value)
+    return lost, bounced
 
 
 def _deliver(calls: list[Call], value: object) -> None:
@@ -179,11 +238,17 @@ def _deliver(calls: list[Call], value: object) -> None:
     results = cast("list[list[int] | bytes]", value)
     for call, result in zip(calls, results):
         if isinstance(result, list):
-            call.value = result
+            call.value, call.error = result, None
         else:
             text = result.decode(errors="replace")
             kind = UsageError if "NOPERM" in text else BackendError  # an ACL that lacks a command
             call.error = kind(f"Valkey failed to run {call.name}: {text}")
+
+
+def _patience(client: Client) -> float:
+    """Seconds glide gives a lone call before it gives up on it (its request timeout)."""
+    timeout = getattr(getattr(client, "config", None), "request_timeout", None)
+    return (timeout or 250) / 1000  # glide's default
 
 
 def _log_reload() -> None:
@@ -194,13 +259,3 @@ def _log_reload() -> None:
             "Valkey had lost glidelimit's scripts (a restart, a failover or SCRIPT FLUSH); "
             "they are loaded again"
         )
-
-
-def slot(key: bytes) -> int:
-    """The cluster hash slot of ``key`` (every key of a decision has one {hash tag})."""
-    start = key.find(b"{")
-    if start >= 0:
-        end = key.find(b"}", start + 1)
-        if end > start + 1:
-            key = key[start + 1 : end]
-    return binascii.crc_hqx(key, 0) % 16384
