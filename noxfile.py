@@ -123,6 +123,7 @@ BENCH_PEERS = [
     "slowapi",
     "fastapi-limiter",
     "matplotlib",
+    "opentelemetry-sdk",  # the suite's metrics-on case reads into the SDK's in-memory reader
 ]
 
 

@@ -53,8 +53,10 @@ from glide import (
     NodeAddress,
     Script,
 )
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from glidelimit import Limiter, MemoryBackend, ValkeyBackend
+from glidelimit import Limiter, MemoryBackend, ValkeyBackend, instrument, uninstrument
 from glidelimit.algorithms import ALGORITHMS as ALGORITHM_SCRIPTS
 
 HERE = Path(__file__).resolve().parent
@@ -70,6 +72,7 @@ BARE = Script(BARE_LUA)
 SCRIPT_ALONE = "glidelimit gcra's script alone (invoke_script)"
 RAW_PIPELINE = "glidelimit gcra's script, raw pipeline (ceiling)"
 BARE_NAME = "bare glide invoke_script (INCR+PEXPIRE)"
+METERED = "glidelimit gcra, metrics on"
 RAW_MOST = 64  # decisions per ClusterBatch of the raw pipeline at most: its best (of 32, 64, 128)
 GROUPS = ("valkey", "cluster", "memory")
 
@@ -84,6 +87,7 @@ class Case:
     call: Call
     baseline: bool = False
     note: str = ""
+    metered: bool = False  # runs with glidelimit.instrument() on (an SDK in-memory reader)
     rates: list[float] = field(default_factory=list)
     samples: array[int] = field(default_factory=lambda: array("q"))
     denied: int = 0
@@ -402,6 +406,7 @@ def targets(cases: list[Case]) -> str:
 
     ours_valkey = find("valkey", "glidelimit gcra", 100)
     bare = find("valkey", BARE_NAME, 100)
+    metered = find("valkey", METERED, 100)
     limits = find("valkey", "limits fixed_window (async+valkey)", 100)
     ours_memory = find("memory", "glidelimit gcra", 100)
     throttled = find("memory", "throttled-py gcra (MemoryStore)", 100)
@@ -432,6 +437,8 @@ def targets(cases: list[Case]) -> str:
 
     add("glidelimit gcra on Valkey / bare glide, decisions/s", ours_valkey, bare, 2.5, True)
     add("glidelimit gcra on Valkey / limits, decisions/s", ours_valkey, limits, 5, True)
+    add("glidelimit gcra on Valkey with metrics on / off, decisions/s", metered, ours_valkey,
+        0.9, True)  # fmt: skip
     add("glidelimit gcra in memory / throttled-py memory, decisions/s", ours_memory, throttled,
         1.5, True)  # fmt: skip
     add("glidelimit gcra on Valkey / bare glide, p50 at concurrency 1", ours_1, bare_1, 1.2,
@@ -544,6 +551,10 @@ async def measure(
         for c in concurrencies:
             cases.append(Case("valkey", BARE_NAME, c, bare_glide_call(client), baseline=True))
             cases += [Case("valkey", f"glidelimit {a}", c, ours(on_valkey, a)) for a in ALGORITHMS]
+            if c == 100:  # the same limiter's cost with OpenTelemetry metrics on
+                metered = ours(on_valkey, "gcra")
+                note = "glidelimit.instrument(), the OpenTelemetry SDK's in-memory reader"
+                cases.append(Case("valkey", METERED, c, metered, metered=True, note=note))
             if c == 1:
                 alone = script_alone_call(client, limiter(on_valkey, "gcra"))
                 cases.append(Case("valkey", SCRIPT_ALONE, c, alone, note="floor of gcra's p50"))
@@ -584,8 +595,13 @@ async def measure(
     done = 0
     for _ in range(repeats):  # round robin: a burst of load elsewhere hits every case alike
         for case in cases:
-            await run(case, min(0.2, seconds / 4), keep=False)  # connect, load scripts, warm up
-            await run(case, seconds)
+            if case.metered:
+                instrument(MeterProvider(metric_readers=[InMemoryMetricReader()]))
+            try:
+                await run(case, min(0.2, seconds / 4), keep=False)  # connect, load, warm up
+                await run(case, seconds)
+            finally:
+                uninstrument()
             done += 1
             print(
                 f"[{done}/{total}] {case.group:7} c={case.concurrency:<4} {case.name}: "
