@@ -130,7 +130,7 @@ BENCH_PEERS = [
 @nox.session
 def bench(session: nox.Session) -> None:
     """Decisions/s and latency against the peers, where a decision's CPU goes, a fleet of
-    processes on one cluster, then HTTP requests/s (benchmarks/).
+    processes on one cluster, leases on a hot key, then HTTP requests/s (benchmarks/).
 
     `nox -s bench -- --quick` for a one-minute run of the suite. Writes
     benchmarks/results/results.md, chart.png and fleet.md. The HTTP part needs wrk on PATH
@@ -141,6 +141,7 @@ def bench(session: nox.Session) -> None:
     session.run("python", "benchmarks/cpu.py")
     quick = ["--quick"] if "--quick" in session.posargs else []
     session.run("python", "benchmarks/fleet.py", *quick)
+    session.run("python", "benchmarks/leases.py", *(["--rounds", "1"] if quick else []))
     session.run("python", "benchmarks/http_bench.py")
 
 
