@@ -34,9 +34,13 @@ from ._runtime import spawn
 from ._slice import Slice
 from .algorithms import Mode
 
+_monotonic = time.monotonic
+
 _HIT, _LEASE, _GIVE_BACK = int(Mode.HIT), int(Mode.LEASE), int(Mode.GIVE_BACK)
 _KEYS_WATCHED = 10_000  # keys whose demand one limiter counts at once
-_MOST = 1024  # units in one slice at most: a slice's units are worked out when it comes
+# Units in one slice at most: 1024 where each unit has its own terms (gcra: they are worked out
+# when the slice comes), 65,536 where every unit stands as the first (fixed window)
+_MOST, _MOST_ALIKE = 1024, 65_536
 _all: weakref.WeakSet[Leases] = weakref.WeakSet()
 
 
@@ -46,7 +50,8 @@ class Lease:
 
     A key is hot when it is hit at least ``min_hits`` times within ``window`` seconds in this
     process; its slice then covers about twice that demand, at most ``fraction`` of the
-    capacity and at most 1024 units. A slice unused for ``4 * window`` goes back to the server.
+    capacity and at most 1024 units (65,536 for ``fixed_window``, whose units all stand
+    alike). A slice unused for ``4 * window`` goes back to the server.
 
     Args:
         fraction: The most of a rate's capacity one slice may take (0 < fraction <= 1).
@@ -100,29 +105,15 @@ class Leases:
     def spend(self, quota: Quota, key: bytes, cost: int) -> Decision | None:
         """A decision made with ``key``'s slice, or None (no slice, or not enough in it)."""
         found = self.slices.get(key)
-        now = time.monotonic()
-        if found is not None and found.quota is not quota:  # its tier's rates changed since
-            del self.slices[key]
-            spawn(self.give_back(found))
-            found = None
-        if found is None:
-            denied = self.denied.get(key)
-            if denied is None:
-                return None
-            until, least, empty = denied
-            if now >= until or cost < least or empty.quota is not quota:
-                del self.denied[key]
-                # still hot: the next slice, as large as the last one asked, is taken at once
-                demand = self._demand.get(key)
-                last = max(demand[3] if demand else 0, self.policy.min_hits)
-                self._demand[key] = [now, last / 2, last / 2, last]
-                return None
-            return empty.decision(False, until - now)
+        if found is None or found.quota is not quota:
+            return self._without_slice(found, quota, key, cost)
+        now = _monotonic()
         spent, granted, closes = found.spent, found.granted, found.closes
         same = len(closes) == 1  # every unit stands as the first does
-        while spent < granted and closes[0 if same else spent] < now:
-            spent += 1  # expired unspent: void
-        found.spent = spent
+        if spent < granted and closes[0 if same else spent] < now:
+            while spent < granted and closes[0 if same else spent] < now:
+                spent += 1  # expired unspent: void
+            found.spent = spent
         last = spent + cost - 1
         if last >= granted or closes[0 if same else last] < now:
             del self.slices[key]  # used up, or too short for this cost: ask the server
@@ -139,6 +130,27 @@ class Leases:
             return found.decision(False, opens - now)
         found.spent = last + 1
         return found.decision(True, 0.0)
+
+    def _without_slice(
+        self, found: Slice | None, quota: Quota, key: bytes, cost: int
+    ) -> Decision | None:
+        """:meth:`spend` for a key with no slice here, or one of rates that changed since."""
+        if found is not None:  # its tier's rates changed since it was taken
+            del self.slices[key]
+            spawn(self.give_back(found))
+        denied = self.denied.get(key)
+        if denied is None:
+            return None
+        now = _monotonic()
+        until, least, empty = denied
+        if now >= until or cost < least or empty.quota is not quota:
+            del self.denied[key]
+            # still hot: the next slice, as large as the last one asked, is taken at once
+            demand = self._demand.get(key)
+            last = max(demand[3] if demand else 0, self.policy.min_hits)
+            self._demand[key] = [now, last / 2, last / 2, last]
+            return None
+        return empty.decision(False, until - now)
 
     async def hit(self, quota: Quota, keys: tuple[bytes, ...], cost: int) -> Decision:
         """A hit that this process's slice of the key (if any) could not decide: with a slice
@@ -184,7 +196,8 @@ class Leases:
         """How many units to lease for ``key`` now that it is hit again (0: it is not hot)."""
         now = time.monotonic()
         capacity = min(cap for _, _, cap in quota.limits.entries)
-        most = max(min(int(capacity * self.policy.fraction), _MOST), 1)
+        alike = quota.algorithm.same_terms
+        most = max(min(int(capacity * self.policy.fraction), _MOST_ALIKE if alike else _MOST), 1)
         if cost > most or cost <= 0 or self._cold.get(key, 0.0) > now:
             return 0  # more than a slice may hold, nothing to hold, or not worth a slice
         demand = self._demand.get(key)

@@ -9,6 +9,8 @@ import time
 from ._decision import Decision, RateState
 from ._quota import Quota
 
+_make = tuple.__new__  # a NamedTuple from a tuple, without its __new__'s arguments
+
 
 class Slice:
     """Units of one key's quota that this process holds: unit i (from 0) may be spent from
@@ -19,8 +21,8 @@ class Slice:
     that long after the lease was sent: both err on the safe side.
     """
 
-    __slots__ = ("closes", "granted", "keys", "last_used", "opens", "quota", "received", "sent",
-                 "spent", "terms")  # fmt: skip
+    __slots__ = ("closes", "granted", "keys", "last_used", "one", "opens", "quota", "received",
+                 "sent", "spent", "terms")  # fmt: skip
 
     def __init__(self, quota: Quota, keys: tuple[bytes, ...], raw: list[int], sent: float) -> None:
         self.quota = quota
@@ -34,6 +36,12 @@ class Slice:
             (raw[1 + 4 * i], raw[2 + 4 * i], raw[3 + 4 * i], raw[4 + 4 * i])
             for i in range(len(quota.limits.entries))
         ]
+        # one rate (most limiters): what its decisions need, but the units held and the time
+        self.one = None
+        if len(self.terms) == 1:
+            remaining, reset = self.terms[0][:2]
+            limits = quota.limits
+            self.one = (limits.rates[0], limits.entries[0][2], remaining, reset / 1000 + sent)
         # worked out once, so that spending a unit is a lookup (one unit's stand for all, if
         # every unit's are the same)
         terms = quota.algorithm.unit_terms
@@ -72,17 +80,26 @@ class Slice:
         """A decision made with a slice: what the server said at the grant, and the units
         this process still holds."""
         left = self.granted - self.spent
+        one = self.one
+        if one is not None:  # no lists, no search
+            rate, cap, remaining, reset_at = one
+            reset = reset_at - self.last_used
+            if reset < 0.0:
+                reset = 0.0
+            remaining += left
+            state = _make(RateState, (rate, cap, remaining, reset))
+            return _make(Decision, (allowed, cap, remaining, reset, retry, rate, False, (state,)))
         elapsed = self.last_used - self.sent
-        quota = self.quota
+        limits = self.quota.limits
         states = tuple(
             [
                 RateState(rate, cap, remaining + left, max(reset / 1000 - elapsed, 0.0))
                 for rate, (_, _, cap), (remaining, reset, _, _) in zip(
-                    quota.limits.rates, quota.limits.entries, self.terms
+                    limits.rates, limits.entries, self.terms
                 )
             ]
         )
-        binding = states[0] if len(states) == 1 else min(states, key=_remaining)
+        binding = min(states, key=_remaining)
         return Decision(
             allowed,
             binding.limit,
