@@ -34,8 +34,9 @@ async def main(url, name, process, processes, per_process):
             # arrivals interleave across processes, 5 ms apart: a known global order
             order = j * processes + process
             await asyncio.sleep(max(0.0, start + order * 0.005 - time.time()))
+            arrived = time.time()  # on a loaded machine, later than planned, and out of order
             await limiter.acquire("quota", timeout=30)
-            return order, time.time()
+            return arrived, time.time()
 
         print(json.dumps(await asyncio.gather(*(waiter(j) for j in range(int(per_process))))))
 
@@ -81,29 +82,31 @@ def test_fleet_fair_acquire(request: pytest.FixtureRequest, deployment: str, nam
         assert proc.stdin is not None
         proc.stdin.write(f"{start}\n")
         proc.stdin.flush()
-    admitted: list[tuple[int, float]] = []
+    waiters: list[tuple[float, float]] = []  # (arrived, admitted)
     for proc in procs:
         out, _ = proc.communicate(timeout=60)
         assert proc.returncode == 0
-        admitted += [(order, at) for order, at in json.loads(out.splitlines()[-1])]
-    admitted.sort()
-    times = [at for _, at in admitted]
-    # first come, first served across processes: once waiters wait for their slots (50 ms
-    # apart), admission times follow arrival order; one served out of turn would be 50 ms off.
-    # (Within the burst, each is admitted as it arrives: checked below.)
-    waiting = [i for i in range(len(times)) if start + (i - 19) * 0.05 > start + i * 0.005]
-    assert len(waiting) >= 15
-    assert all(times[j] >= times[i] - 0.002 for i, j in itertools.pairwise(waiting)), [
-        round(t - start, 3) for t in times
-    ]
-    for i, at in enumerate(times):
-        arrival = start + i * 0.005
-        # the burst of 20, then the rate: the i-th admission is never earlier than GCRA's
+        waiters += [(arrived, at) for arrived, at in json.loads(out.splitlines()[-1])]
+    assert len(waiters) == processes * per_process
+    # first come, first served across processes: of two waiters that waited for their slots
+    # (50 ms apart), the one that arrived first is admitted first; one served out of turn
+    # would be 50 ms off. Arrivals closer than 10 ms may reach the server in either order on a
+    # loaded machine (a process can be descheduled between noting its arrival and sending).
+    waited = [(arrived, at) for arrived, at in waiters if at > arrived + 0.02]
+    assert len(waited) >= 15
+    for (a1, t1), (a2, t2) in itertools.permutations(waited, 2):
+        if a1 + 0.01 < a2:
+            assert t1 <= t2 + 0.002, sorted((round(a - start, 3), round(t - start, 3))
+                                            for a, t in waiters)  # fmt: skip
+    times = sorted(at for _, at in waiters)
+    arrivals = [arrived for arrived, _ in sorted(waiters, key=lambda w: w[1])]
+    for k, at in enumerate(times):
+        # the burst of 20, then the rate: the k-th admission is never earlier than GCRA's
         # schedule (the first instant the bucket holds a token for it) ...
-        schedule = start + max(0, i - 19) * 0.05
-        assert at >= schedule - 0.005, i
+        schedule = start + max(0, k - 19) * 0.05
+        assert at >= schedule - 0.005, k
         # ... and not much later than that, or than its arrival: waiters sleep to their slot
-        assert at <= max(arrival, schedule) + 0.1, i
+        assert at <= max(arrivals[k], schedule) + 0.1, k
     # so never more than 20 in any one-second span after the burst
     after = times[20:]
     assert all(sum(1 for u in after[i:] if u < t + 1.0) <= 20 for i, t in enumerate(after))
