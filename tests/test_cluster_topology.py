@@ -290,3 +290,73 @@ async def test_a_primary_killed_under_load_admits_nothing_beyond_the_limit(
         count = stored(servers, limiter.keys(key)[0])
         assert load.admitted[key] <= count <= limit
         assert count == limit
+
+
+def split_for(
+    servers: list[Server], limiter: Limiter, key: str, seconds: float
+) -> Callable[[], None]:
+    """Start migrating ``key``'s slot with only its first key moved: a decision on its two
+    keys meets TRYAGAIN. Returns what ends the split ``seconds`` after that decision first met
+    it (to run in a thread)."""
+    slot = keyslot(f"{limiter.name}:{key}")
+    target = next(s for s in servers if s.port in primaries(servers) and s is not
+                  owner(servers, slot))  # fmt: skip
+    source = begin_migration(servers, slot, target)
+    first, second = limiter.keys(key)
+    move_keys(source, target, [first])
+    tryagain = error_count(source, "TRYAGAIN")
+
+    def finish() -> None:
+        while error_count(source, "TRYAGAIN") == tryagain:
+            time.sleep(0.005)
+        time.sleep(seconds)
+        move_keys(source, target, [second])
+        end_migration(servers, slot, target)
+
+    return finish
+
+
+async def test_a_bounced_call_holds_back_no_other_call_of_its_batch(
+    own_cluster: list[Server], name: str
+) -> None:
+    """A call sent again while its keys are split waits alone: the calls it was sent with get
+    their answers as soon as the cluster gave them."""
+    servers = own_cluster
+    async with ValkeyBackend.from_url(url(servers), request_timeout=5000) as backend:
+        limiter = Limiter(["10/hour", "20/day"], algorithm="fixed_window", backend=backend,
+                          name=name, on_backend_error="raise", backend_timeout=None)  # fmt: skip
+        await limiter.hit("user")
+        finishing = threading.Thread(target=split_for(servers, limiter, "user", 0.5))
+        finishing.start()
+        started = time.monotonic()
+        took: dict[str, float] = {}
+
+        async def hit(key: str) -> None:
+            await limiter.hit(key)
+            took[key] = time.monotonic() - started
+
+        # the first goes out at once; the next two are one batch
+        await asyncio.gather(hit("elsewhere"), hit("user"), hit("other"))
+        finishing.join()
+    assert took["user"] >= 0.5  # sent again until the split was over
+    assert took["other"] < 0.25, took  # not held back by it
+    assert [stored(servers, key) for key in limiter.keys("user")] == [2, 2]
+
+
+async def test_a_bounced_call_whose_caller_is_gone_is_not_sent_again(
+    own_cluster: list[Server], name: str
+) -> None:
+    """A caller whose budget ran out while its call was bounced has the failure policy's
+    decision: the call is not run after, so the server counts nothing the policy decided."""
+    servers = own_cluster
+    async with ValkeyBackend.from_url(url(servers), request_timeout=5000) as backend:
+        limiter = Limiter(["10/hour", "20/day"], algorithm="fixed_window", backend=backend,
+                          name=name, on_backend_error="deny", backend_timeout=0.1)  # fmt: skip
+        await limiter.hit("user")
+        finishing = threading.Thread(target=split_for(servers, limiter, "user", 0.3))
+        finishing.start()
+        decisions = await asyncio.gather(limiter.hit("elsewhere"), limiter.hit("user"))
+        finishing.join()
+        await asyncio.sleep(0.3)  # a call still going round would have run by now
+    assert (decisions[1].allowed, decisions[1].degraded) == (False, True)  # the policy: deny
+    assert [stored(servers, key) for key in limiter.keys("user")] == [1, 1]

@@ -94,18 +94,23 @@ class Channel:
         self.in_flight += len(calls)
         try:
             if calls:
-                await send_many(self.client, calls, self.cluster)
+                await send_many(self.client, calls, self.cluster, _settle)
         finally:
             self.in_flight -= len(calls)
-            for call in calls:
-                waiter = call.waiter
-                if waiter is not None and not waiter.done():  # a cancelled caller's is done
-                    if call.value is not None and call.error is None:
-                        waiter.set_result(call.value)
-                    else:
-                        try:
-                            call.result()
-                        except BaseException as exc:
-                            waiter.set_exception(exc)
+            _settle(calls)
             if batch.done is not None:
                 batch.done.set()
+
+
+def _settle(calls: list[Call]) -> None:
+    """Hand the callers of ``calls`` that still wait their answers (or errors)."""
+    for call in calls:
+        waiter = call.waiter
+        if waiter is not None and not waiter.done():  # a cancelled caller's is done
+            if call.value is not None and call.error is None:
+                waiter.set_result(call.value)
+            else:
+                try:
+                    call.result()
+                except BaseException as exc:
+                    waiter.set_exception(exc)

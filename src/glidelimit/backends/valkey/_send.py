@@ -7,6 +7,7 @@ import atexit
 import logging
 import re
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 import anyio
@@ -92,7 +93,12 @@ async def send_one(client: Client, call: Call, cluster: bool) -> list[int]:
     return call.result()
 
 
-async def send_many(client: Client, calls: list[Call], cluster: bool) -> None:
+async def send_many(
+    client: Client,
+    calls: list[Call],
+    cluster: bool,
+    answered: Callable[[list[Call]], None] | None = None,
+) -> None:
     """Run ``calls`` and hand each its answer or its error; raises nothing but cancellation.
 
     The calls of one script are one script call (on a cluster, one per key: see
@@ -101,13 +107,17 @@ async def send_many(client: Client, calls: list[Call], cluster: bool) -> None:
     leaves to us what glide does for a lone call:
 
     - NOSCRIPT (a restart, a failover, SCRIPT FLUSH): the script is loaded, and the script
-      calls that met it go again.
+      calls that met it go again, once.
     - A script call that the server bounced without running it (see :data:`_BOUNCED`:
       TRYAGAIN while the keys of a decision are split between two nodes by a migration,
       CLUSTERDOWN during a failover, a redirection that glide did not follow): its calls go
       again, each alone, at once and then after waits that double, for as long as glide
-      gives a lone call (its request timeout). A bounced call was not run, so running it
-      again counts nothing twice.
+      gives a lone call (its request timeout), and as long as their callers wait for them
+      (a call whose waiter is done is not sent again: its caller has its decision). A
+      bounced call was not run, so running it again counts nothing twice.
+
+    When some calls go again, ``answered`` is given the others first, which have their
+    answers: no caller waits for another's retries.
 
     glide's own ``invoke_script`` waits over a second before it tries again after TRYAGAIN:
     that is why a cluster's lone calls go this way too.
@@ -117,12 +127,18 @@ async def send_many(client: Client, calls: list[Call], cluster: bool) -> None:
         if len(groups) == 1 and not cluster:  # glide's invoke_script does it all
             await _invoke(client, groups[0])
             return
-        wait, deadline = 0.0, 0.0
+        wait, deadline, reloaded = 0.0, 0.0, False
         while True:
             lost, bounced = await _pipeline(client, groups, cluster)
+            if reloaded:
+                lost = []  # met NOSCRIPT again once loaded: they keep that error
+            if answered is not None and (lost or bounced):
+                again = {id(call) for group in (*lost, *bounced) for call in group}
+                answered([call for group in groups for call in group if id(call) not in again])
             if lost:
                 _log_reload()
                 await _load(client, {group[0].script for group in lost}, cluster)
+                reloaded = True
             groups = lost + [[call] for group in bounced for call in group]
             if not groups:
                 return
@@ -134,10 +150,20 @@ async def send_many(client: Client, calls: list[Call], cluster: bool) -> None:
             if bounced:
                 await anyio.sleep(wait)
                 wait = min(max(2 * wait, 0.001), _WAIT_MAX)
+            # not sent again for a caller that is gone: it has its decision (the policy's)
+            groups = [kept for group in groups if (kept := [c for c in group if not _gone(c)])]
+            if not groups:
+                return
     except Exception as exc:  # a bug: every call raises it
         for call in calls:
             if call.value is None and call.error is None:
                 call.error = exc
+
+
+def _gone(call: Call) -> bool:
+    """Whether ``call``'s caller waits for it no more (its waiter was cancelled or settled)."""
+    waiter = call.waiter
+    return waiter is not None and waiter.done()
 
 
 async def _invoke(client: Client, group: list[Call]) -> None:
