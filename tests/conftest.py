@@ -106,3 +106,21 @@ async def deployment_backend(request: pytest.FixtureRequest) -> AsyncIterator[Va
     async with ValkeyBackend.from_url(url) as backend:
         await backend.connect()
         yield backend
+
+
+@pytest.fixture
+def own_cluster() -> Iterator[list[Server]]:
+    """A 3-primary cluster of a test's own, to disturb (stop, migrate, kill)."""
+    servers = cluster()
+    yield servers
+    for server in servers:
+        server.kill()
+
+
+@pytest.fixture
+def replicated_cluster() -> Iterator[list[Server]]:
+    """3 primaries with a replica each (node timeout 1.5 s), of a test's own: for failovers."""
+    servers = cluster(primaries=3, replicas=1, node_timeout_ms=1500)
+    yield servers
+    for server in servers:
+        server.kill()

@@ -21,7 +21,6 @@ from _servers import (
     Deployment,
     Server,
     cli,
-    cluster,
     command,
     keyslot,
     migrate_slot,
@@ -159,22 +158,6 @@ def own_server() -> Iterator[Server]:
     server = standalone()
     yield server
     server.kill()
-
-
-@pytest.fixture
-def replicated_cluster() -> Iterator[list[Server]]:
-    servers = cluster(primaries=3, replicas=1, node_timeout_ms=1500)
-    yield servers
-    for server in servers:
-        server.kill()
-
-
-@pytest.fixture
-def own_cluster() -> Iterator[list[Server]]:
-    servers = cluster()
-    yield servers
-    for server in servers:
-        server.kill()
 
 
 def tag_slot(name: str, key: str) -> int:

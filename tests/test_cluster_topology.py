@@ -15,17 +15,15 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import anyio
-import pytest
 
 from _servers import (
     Server,
     begin_migration,
     cli,
-    cluster,
     command,
     end_migration,
     error_count,
@@ -40,22 +38,6 @@ from _servers import (
 from glidelimit import BackendError, Limiter, ValkeyBackend
 
 WORKERS = 200
-
-
-@pytest.fixture
-def own_cluster() -> Iterator[list[Server]]:
-    servers = cluster()
-    yield servers
-    for server in servers:
-        server.kill()
-
-
-@pytest.fixture
-def replicated_cluster() -> Iterator[list[Server]]:
-    servers = cluster(primaries=3, replicas=1, node_timeout_ms=1500)
-    yield servers
-    for server in servers:
-        server.kill()
 
 
 def url(servers: list[Server]) -> str:

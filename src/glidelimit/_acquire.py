@@ -12,7 +12,7 @@ import anyio
 from ._decision import Decision, RateLimitExceeded
 from ._guard import Guard
 from ._quota import Quota, decode
-from ._runtime import spawn
+from ._runtime import Spawned, spawn
 from .algorithms import Mode
 
 _HIT, _RESERVE = int(Mode.HIT), int(Mode.RESERVE)
@@ -60,9 +60,7 @@ async def _reserve(
 
     def give_back(raw: list[int]) -> None:  # for a reservation whose waiter is gone
         if raw[0] == 1:
-            answer = quota.execute(keys, -cost, _HIT, -1, b"")
-            if not isinstance(answer, list):
-                spawn(guard.quietly(answer, "give a reservation back"))
+            _send_back(guard, quota, keys, cost)
 
     answer = quota.execute(keys, cost, _RESERVE, max_wait, b"")
     if isinstance(answer, list):
@@ -83,9 +81,19 @@ async def _reserve(
 
 
 async def _give_back(guard: Guard, quota: Quota, keys: tuple[bytes, ...], cost: int) -> None:
-    """Give a reservation back, on a task of its own that no cancellation cuts short; wait
-    for it unless cancelled again."""
-    answer = quota.execute(keys, -cost, _HIT, -1, b"")
-    if not isinstance(answer, list):
+    """Give a reservation back, and wait for it unless cancelled again."""
+    sent = _send_back(guard, quota, keys, cost)
+    if sent is not None:
         with anyio.CancelScope(shield=True):
-            await spawn(guard.quietly(answer, "give a reservation back")).wait()
+            await sent.wait()
+
+
+def _send_back(
+    guard: Guard, quota: Quota, keys: tuple[bytes, ...], cost: int
+) -> Spawned[list[int] | None] | None:
+    """Give a reservation back, on a task of its own that no cancellation cuts short (None: it
+    was given back at once)."""
+    answer = quota.execute(keys, -cost, _HIT, -1, b"")
+    if isinstance(answer, list):
+        return None
+    return spawn(guard.quietly(answer, "give a reservation back"))

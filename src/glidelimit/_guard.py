@@ -123,6 +123,29 @@ class Guard:
             if cached is not None:
                 _drop(answer)
                 return cached
+        raw = await self.raw(quota, answer, keys, cost, mode, max_wait, holder, undo)
+        if not isinstance(raw, list):  # the failure policy's
+            return raw
+        decision = decode(raw, quota.limits)
+        if cache is not None and not decision.allowed and decision.retry_after < math.inf:
+            if len(cache) >= _DENIED_MAX:
+                del cache[next(iter(cache))]  # the oldest: forgetting one only costs a trip
+            cache[keys[0]] = (time.monotonic() + decision.retry_after, cost, decision)
+        return decision
+
+    async def raw(
+        self,
+        quota: Quota,
+        answer: Awaitable[list[int]],
+        keys: tuple[bytes, ...],
+        cost: int,
+        mode: int,
+        max_wait: int = -1,
+        holder: bytes = b"",
+        undo: Undo | None = None,
+    ) -> list[int] | Decision:
+        """The backend's raw ``answer`` within the budget (see :meth:`settle`); or, if the
+        backend is unavailable, the failure policy's decision for that call."""
         breaker = self.breaker
         if not breaker.attempt():
             _drop(answer)
@@ -149,35 +172,6 @@ class Guard:
         except BackendError as exc:
             self._failed(exc)
             return await self._degraded(quota, keys, cost, mode, max_wait, holder, exc)
-        if breaker.open:
-            self._back()
-        breaker.succeeded()
-        decision = decode(raw, quota.limits)
-        if cache is not None and not decision.allowed and decision.retry_after < math.inf:
-            if len(cache) >= _DENIED_MAX:
-                del cache[next(iter(cache))]  # the oldest: forgetting one only costs a trip
-            cache[keys[0]] = (time.monotonic() + decision.retry_after, cost, decision)
-        return decision
-
-    async def lease(
-        self,
-        quota: Quota,
-        answer: Awaitable[list[int]],
-        keys: tuple[bytes, ...],
-        cost: int,
-        undo: Undo,
-    ) -> list[int] | Decision:
-        """The backend's raw ``answer`` to a lease, within the budget; or, if the backend is
-        unavailable, the failure policy's decision for the hit of ``cost`` that asked."""
-        breaker = self.breaker
-        if not breaker.attempt():
-            _drop(answer)
-            return await self._degraded(quota, keys, cost, 0, -1, b"", self._skipped())
-        try:
-            raw = await self._protected(answer, undo)
-        except BackendError as exc:
-            self._failed(exc)
-            return await self._degraded(quota, keys, cost, 0, -1, b"", exc)
         if breaker.open:
             self._back()
         breaker.succeeded()

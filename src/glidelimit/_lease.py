@@ -181,7 +181,8 @@ class Leases:
             if isinstance(answer, list):
                 raw: list[int] | Decision = answer
             else:
-                raw = await guard.lease(quota, answer, keys, cost, give_back)
+                # the failure policy decides for the hit of cost that asked, if need be
+                raw = await guard.raw(quota, answer, keys, cost, _HIT, undo=give_back)
             if not isinstance(raw, list):  # decided without the backend
                 self.failed[key] = True
                 return raw
