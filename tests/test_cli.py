@@ -364,7 +364,7 @@ def test_every_option_says_its_default() -> None:
 
 
 def test_demo_prints_its_bursts() -> None:
-    code, out, err, _ = process("demo", "--pause", "0.1")
+    code, out, err, _ = process("demo", "--pause", "0.1", "--burst", "7")
     assert (code, err) == (0, "")
     assert 'RateLimit-Policy: "demo";q=5;w=2' in out
     assert out.count(" 200 ") >= 5

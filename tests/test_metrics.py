@@ -146,3 +146,26 @@ def test_the_prometheus_example_serves_the_metrics(valkey_url: str) -> None:
     assert "# TYPE glidelimit_decisions_total counter" in text
     assert 'glidelimit_outcome="denied"' in text
     assert "glidelimit_decision_duration_seconds_bucket" in text
+
+
+async def test_metrics_turned_on_again_are_counted_again(name: str) -> None:
+    """instrument() on the same provider a second time (or after uninstrument()) counts on."""
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    limiter = Limiter("5/minute", backend=MemoryBackend(), name=name)
+    try:
+        glidelimit.instrument(provider)
+        await limiter.hit("k")
+        glidelimit.uninstrument()
+        glidelimit.instrument(provider)
+        glidelimit.instrument(provider)
+        await limiter.hit("k")
+        found = points(reader, name)
+    finally:
+        glidelimit.uninstrument()
+    attributes = (
+        ("glidelimit.backend", "memory"),
+        ("glidelimit.degraded", False),
+        ("glidelimit.outcome", "allowed"),
+    )
+    assert found[("glidelimit.decisions", attributes)].value >= 1

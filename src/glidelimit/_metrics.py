@@ -167,6 +167,7 @@ class Meter:
 
 
 _instruments: _Instruments | None = None
+_made: dict[MeterProvider | None, _Instruments] = {}  # by provider (None: the global one)
 _measured: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
@@ -222,7 +223,13 @@ def instrument(
         raise ConfigurationError(
             "metrics need the OpenTelemetry API: pip install 'glidelimit[otel]'"
         ) from exc
-    instruments = _Instruments(meter_provider, durations_per_second)
+    # One set of instruments per provider: asked again for an instrument it has, a provider
+    # hands back the first, whose callbacks read the meters of the _Instruments that made it
+    instruments = _made.get(meter_provider)
+    if instruments is None:
+        instruments = _made[meter_provider] = _Instruments(meter_provider, durations_per_second)
+    else:
+        instruments.interval = 1.0 / durations_per_second if durations_per_second > 0 else None
     _instruments = instruments
     for limiter in list(_measured):
         limiter.meter = Meter(instruments, limiter.name, limiter.backend_kind, limiter.concurrency)

@@ -367,7 +367,7 @@ def check(args: argparse.Namespace) -> None:
     if rates is not None and len(set(rates)) != len(rates):
         parser.error(f"a rate is given twice: {', '.join(str(r) for r in rates)}")
     burst: list[int] | None = getattr(args, "burst", None)
-    if burst and args.command != "keys":
+    if burst and rates is not None:  # inspect and reset (demo's --burst is a count)
         if args.algorithm != "gcra":
             parser.error(f"--burst applies to the gcra algorithm only, not {args.algorithm}")
         if len(burst) not in (1, len(rates or ())):
