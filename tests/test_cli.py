@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import time
@@ -166,6 +167,16 @@ def test_inspect_a_denied_key_says_when_to_retry(
     )  # fmt: skip
     (rate,) = json.loads(out)["rates"]
     assert (code, rate["capacity"]) == (0, 2)
+
+
+def test_a_key_that_keys_shows_as_bytes_is_that_key(valkey_url: str, name: str) -> None:
+    """A key of a lone surrogate (a header's bytes that were not UTF-8) is stored as the bytes
+    ``keys`` shows; given as those bytes, inspect reads that very key."""
+    state(valkey_url, name, ("5/minute", "\udcff", 2))
+    stored = os.fsdecode(b"\xed\xb3\xbf")  # the raw bytes, as a shell passes $'\xed\xb3\xbf'
+    code, out, _, _ = process("inspect", valkey_url, name, stored, "--rate", "5/minute", "--json")
+    (rate,) = json.loads(out)["rates"]
+    assert (code, rate["remaining"]) == (0, 3)
 
 
 def test_reset_forgets_every_rate(
@@ -482,3 +493,12 @@ def test_a_reader_that_goes_away_ends_it_quietly(
         proc.stdout.close()  # before anything is written: the first write meets a closed pipe
         err = proc.stderr.read()
         assert (proc.wait(timeout=60), err) == (141, "")
+
+
+def test_a_short_password_is_hidden_without_garbling_the_message() -> None:
+    from glidelimit.cli import _scrub
+
+    url = "valkey://:a@127.0.0.1:1"
+    assert _scrub(f"cannot connect to {url}", url) == "cannot connect to valkey://:***@127.0.0.1:1"
+    long_url = "valkey://:TopSecret@127.0.0.1:1"
+    assert _scrub("refused TopSecret", long_url) == "refused ***"

@@ -104,6 +104,8 @@ def _scrub(message: str, url: str | None) -> str:
     except ValueError:
         return message
     for secret in {password, unquote(password or "")}:
-        if secret:
-            message = message.replace(secret, "***")
+        if secret:  # in a URL; and anywhere, if too long to be part of ordinary words
+            message = message.replace(f":{secret}@", ":***@")
+            if len(secret) >= 6:
+                message = message.replace(secret, "***")
     return message

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import textwrap
 from collections.abc import Awaitable, Callable
 from typing import NoReturn
@@ -102,9 +103,15 @@ def _prefix(text: str) -> str:
 
 
 def _key(text: str) -> str:
+    """A key as the command line gave it. Bytes that are not UTF-8 but read as a stored key
+    (a lone surrogate, as ``keys`` shows it: ``\\xed\\xb3\\xbf``) are that key; other bytes
+    stand for themselves, as a header's bytes do for a limiter's key."""
     if not text:
         raise argparse.ArgumentTypeError("a key must not be empty")
-    return text
+    try:
+        return os.fsencode(text).decode("utf-8", "surrogatepass")
+    except UnicodeDecodeError:
+        return text
 
 
 def _positive_int(text: str) -> int:
