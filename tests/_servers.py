@@ -49,9 +49,13 @@ def _bindable(port: int) -> bool:
 
 
 def free_port() -> int:
-    """A free loopback port whose cluster bus port (port + 10000) is free as well."""
+    """A free loopback port whose cluster bus port (port + 10000) is free as well.
+
+    Both are below the kernel's ephemeral ports (32768 and up, Linux's default): a client that
+    reconnects to a stopped server could otherwise be given that very port for its own end
+    (a TCP self-connect), and hold it, so that the server cannot start on it again."""
     for _ in range(1000):
-        port = random.randrange(20000, 45000)
+        port = random.randrange(10000, 22768)
         if _bindable(port) and _bindable(port + 10000):
             return port
     raise RuntimeError("no free loopback port found")
